@@ -1,0 +1,38 @@
+# Two entry points on a fresh machine: `make lab` (JupyterLab on labs/) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The GPU wheel where an NVIDIA driver is present, the CPU wheel elsewhere.
+TF_EXTRA ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
+NBVAL := --nbval --nbval-cell-timeout=900 -p no:cacheprovider
+
+.PHONY: setup lab test unit notebooks release check-release clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[$(TF_EXTRA),dev]"
+	touch $@
+
+setup: $(BIN)/.installed
+
+lab: setup
+	$(BIN)/jupyter lab --notebook-dir=labs
+
+unit: setup
+	$(BIN)/python -m pytest -q tests
+
+check-release: setup
+	$(BIN)/gan-course release --check
+
+notebooks: setup
+	GAN_COURSE_PROFILE=$${GAN_COURSE_PROFILE:-smoke} $(BIN)/python -m pytest -q $(NBVAL) labs/
+	GAN_COURSE_PROFILE=$${GAN_COURSE_PROFILE:-smoke} GAN_COURSE_STRICT=1 $(BIN)/python -m pytest -q $(NBVAL) solutions/
+
+test: unit check-release notebooks
+
+release: setup
+	$(BIN)/gan-course release
+
+clean:
+	rm -rf $(VENV) build *.egg-info

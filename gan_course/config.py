@@ -1,0 +1,136 @@
+"""Profiles (smoke / cpu / gpu), seeds, logging and GPU memory growth.
+
+Every size a notebook uses comes from the active profile, never from the notebook:
+the same lab then runs in seconds in CI (`smoke`), in minutes on a laptop (`cpu`) and
+at full quality on the lab's GPU server (`gpu`).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+PROFILES = ("smoke", "cpu", "gpu")
+ENV_PROFILE = "GAN_COURSE_PROFILE"
+
+# name: (smoke, cpu, gpu).  One table for the whole course, grouped by lab.
+SIZES: dict[str, tuple] = {
+    # lab 01: GAN intuition
+    "gan1d_steps": (120, 3000, 6000),
+    "gan1d_snapshots": (4, 30, 40),
+    "gan1d_batch": (64, 256, 512),
+    "ring_steps": (100, 3000, 8000),
+    "ring_batch": (64, 256, 512),
+    "ring_snapshots": (2, 6, 8),
+    # lab 02: convolution arithmetic
+    "explorer_max_size": (8, 12, 12),
+    "checkerboard_steps": (20, 300, 600),
+}
+
+# Stand-ins (clearly labelled real data that install offline) may replace the lab's
+# dataset only in these profiles; `gpu` trains on the real thing or stops and says how
+# to get it.  GAN_COURSE_ALLOW_STANDIN=1 / 0 overrides.
+STANDIN_ALLOWED = {"smoke": True, "cpu": True, "gpu": False}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The active profile: `P.name`, why it was chosen, and every size as an attribute."""
+
+    name: str
+    reason: str
+    sizes: dict = field(repr=False)
+
+    def __getattr__(self, key):
+        sizes = self.__dict__.get("sizes", {})
+        if key in sizes:
+            return sizes[key]
+        raise AttributeError(
+            f"profile has no size {key!r}; known sizes: {', '.join(sorted(sizes))}"
+        )
+
+    @property
+    def allow_standin(self) -> bool:
+        env = os.environ.get("GAN_COURSE_ALLOW_STANDIN")
+        if env is not None:
+            return env.strip() not in ("0", "", "false", "no")
+        return STANDIN_ALLOWED[self.name]
+
+    def __str__(self):
+        return f"profile {self.name} ({self.reason})"
+
+
+def _gpu_present() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def profile() -> Profile:
+    """The active profile: `GAN_COURSE_PROFILE` if set, else `gpu` when TensorFlow sees a GPU, else `cpu`."""
+    name = os.environ.get(ENV_PROFILE, "").strip().lower()
+    if name:
+        if name not in PROFILES:
+            raise ValueError(
+                f"{ENV_PROFILE}={name!r} is not a profile; use one of {', '.join(PROFILES)}"
+            )
+        reason = f"set by {ENV_PROFILE}"
+    elif _gpu_present():
+        name, reason = "gpu", "a GPU was found"
+    else:
+        name, reason = "cpu", f"no GPU found; set {ENV_PROFILE}=smoke for a quick run"
+    column = PROFILES.index(name)
+    return Profile(name, reason, {k: v[column] for k, v in SIZES.items()})
+
+
+def enable_memory_growth() -> list[str]:
+    """Let several kernels share one GPU: allocate GPU memory as needed, not all at start."""
+    import tensorflow as tf
+
+    names = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:
+            # Already initialised by an earlier cell: the setting can no longer change.
+            pass
+        names.append(gpu.name)
+    return names
+
+
+def set_seed(seed: int = 0) -> None:
+    """One call seeds Python, NumPy, TensorFlow and Keras."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+
+
+def setup(seed: int = 0, quiet: bool = False) -> Profile:
+    """Prepare a lab: memory growth, seeds, matplotlib defaults; returns the profile."""
+    import logging
+
+    import tensorflow as tf
+
+    tf.get_logger().setLevel(logging.ERROR)
+    gpus = enable_memory_growth()
+    set_seed(seed)
+    try:
+        import matplotlib
+
+        matplotlib.rcParams.update({"figure.dpi": 100, "axes.grid": False})
+    except ImportError:  # pragma: no cover - matplotlib is a dependency
+        pass
+    p = profile()
+    if not quiet:
+        device = f"{len(gpus)} GPU(s), memory growth on" if gpus else "CPU only"
+        print(f"GAN Lab: {p} | TensorFlow {tf.__version__} | {device} | seed {seed}")
+    return p
+
+
+def output_dir(lab: str) -> "os.PathLike":
+    """Where a lab writes its figures, GIFs, checkpoints and logs: GAN_COURSE_OUT/NN (default ./outputs/NN)."""
+    from pathlib import Path
+
+    root = Path(os.environ.get("GAN_COURSE_OUT", "outputs")).expanduser()
+    path = root / lab
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,406 @@
+"""Datasets: one cache, several mirrors per file, checksums, resume, stand-ins.
+
+`download(name)` fills the cache (`GAN_COURSE_DATA`, default ~/.cache/gan_course);
+`load(name)` returns the images as float32 NHWC in [-1, 1] (or the face hand-out's
+[-0.5, 0.5]) with `.batches()` for a tf.data pipeline.  When the real data cannot be
+had and the profile allows it, a clearly labelled stand-in of real images is used.
+
+The transfer code is ours because neither pooch nor keras.utils.get_file resumes an
+interrupted transfer or falls through a list of mirrors while rejecting HTML pages
+served in place of data; both rules matter on a class's shared connection.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ENV_DATA = "GAN_COURSE_DATA"
+ENV_OFFLINE = "GAN_COURSE_OFFLINE"
+CHUNK = 1 << 16
+
+
+class DataUnavailable(RuntimeError):
+    """The real data is neither in the cache nor downloadable; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    name: str
+    checksum: str  # "sha256:<hex>" (or "md5:<hex>" where the publisher gives only that)
+    urls: tuple[str, ...]
+    # Trusted copies on this machine (for example Debian's dataset-fashion-mnist), each
+    # with its own checksum: (path, checksum).
+    local: tuple[tuple[str, str], ...] = ()
+
+    def accepts(self, digest_of) -> bool:
+        return any(digest_of(c) == c.split(":", 1)[1] for c in self.checksums)
+
+    @property
+    def checksums(self) -> tuple[str, ...]:
+        return (self.checksum,) + tuple(c for _, c in self.local)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    title: str
+    files: tuple[RemoteFile, ...]
+    manual: str = ""  # how to get the files by hand
+    standin: str | None = None  # name of the stand-in loader, if any
+
+
+_TFDS = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+_FASHION_DEB = "/usr/share/datasets/fashion-mnist/"
+
+
+def _fashion(name, sha, deb_sha):
+    return RemoteFile(
+        name,
+        f"sha256:{sha}",
+        (_TFDS + name, "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/" + name),
+        local=((_FASHION_DEB + name, f"sha256:{deb_sha}"),),
+    )
+
+
+DATASETS: dict[str, Dataset] = {
+    "mnist": Dataset(
+        "mnist",
+        "MNIST handwritten digits (60,000 train + 10,000 test, 28x28)",
+        (
+            RemoteFile(
+                "mnist.npz",
+                "sha256:731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1",
+                # Not yann.lecun.com: it answers 403 to scripts.
+                (_TFDS + "mnist.npz", "https://s3.amazonaws.com/img-datasets/mnist.npz"),
+            ),
+        ),
+        standin="digits",
+    ),
+    "fashion_mnist": Dataset(
+        "fashion_mnist",
+        "Fashion-MNIST clothing images (60,000 train + 10,000 test, 28x28)",
+        (
+            # Upstream checksums as published with Keras; Debian repacks the same IDX data.
+            _fashion("train-images-idx3-ubyte.gz",
+                     "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+                     "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7"),
+            _fashion("train-labels-idx1-ubyte.gz",
+                     "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+                     "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056"),
+            _fashion("t10k-images-idx3-ubyte.gz",
+                     "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+                     "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa"),
+            _fashion("t10k-labels-idx1-ubyte.gz",
+                     "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+                     "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05"),
+        ),
+        manual="On Debian or Ubuntu, `apt-get install dataset-fashion-mnist` also provides it.",
+    ),
+    "celeba": Dataset(
+        "celeba",
+        "CelebA aligned faces (202,599 images, 178x218)",
+        (
+            RemoteFile(
+                "img_align_celeba.zip",
+                # The publisher gives no SHA-256; this is the MD5 torchvision checks.
+                "md5:00d2c5bc6d35e252742224ab0c1e8fcb",
+                (
+                    "https://drive.google.com/uc?export=download&id=0B7EVK8r0v71pZjFTYXZWM3FlRnM",
+                    "https://graal.ift.ulaval.ca/public/celeba/img_align_celeba.zip",
+                ),
+            ),
+        ),
+        manual="Download img_align_celeba.zip from https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html.",
+        standin="faces",
+    ),
+}
+
+
+# ----------------------------------------------------------------------------- cache
+def cache_dir() -> Path:
+    """The one cache directory: GAN_COURSE_DATA, else ~/.cache/gan_course."""
+    root = os.environ.get(ENV_DATA)
+    if root:
+        return Path(root).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "gan_course"
+
+
+def dataset_dir(name: str) -> Path:
+    return cache_dir() / name
+
+
+def _partial_path(name: str, file: RemoteFile) -> Path:
+    # Incomplete transfers wait here, never under the final name, until resumed.
+    return cache_dir() / ".partial" / name / (file.name + ".part")
+
+
+def file_digest(path: Path, algorithm: str) -> str:
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify(path: Path, file: RemoteFile) -> bool:
+    """True if `path` matches one of the file's checksums (result remembered per size and mtime)."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    stat = path.stat()
+    stamp = path.with_name(path.name + ".verified")
+    key = f"{stat.st_size} {stat.st_mtime_ns}"
+    if stamp.is_file() and stamp.read_text().strip() == key:
+        return True
+    digests = {}
+
+    def digest_of(checksum):
+        algorithm = checksum.split(":", 1)[0]
+        if algorithm not in digests:
+            digests[algorithm] = file_digest(path, algorithm)
+        return digests[algorithm]
+
+    ok = file.accepts(digest_of)
+    if ok:
+        try:
+            stamp.write_text(key)
+        except OSError:
+            pass  # a read-only cache still works, it only verifies again next time
+    return ok
+
+
+def _looks_like_html(first: bytes) -> bool:
+    head = first.lstrip()[:64].lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<?xml"))
+
+
+def _fetch_one(url: str, part: Path, timeout: float, progress: bool, label: str) -> None:
+    """Transfer `url` into `part`, resuming from its current length; raise on any fault."""
+    import requests
+    from tqdm.auto import tqdm
+
+    have = part.stat().st_size if part.exists() else 0
+    headers = {"Range": f"bytes={have}-"} if have else {}
+    with requests.get(url, stream=True, timeout=timeout, headers=headers) as r:
+        if r.status_code == 416 and have:
+            return  # the partial file is already complete; the checksum decides
+        if r.status_code >= 400:
+            raise IOError(f"HTTP {r.status_code}")
+        if "text/html" in r.headers.get("Content-Type", ""):
+            raise IOError("served an HTML page instead of the file (a quota, login or error page)")
+        resumed = r.status_code == 206
+        if not resumed:
+            have = 0  # the server ignored the range: start over
+        total = r.headers.get("Content-Length")
+        total = int(total) + have if total is not None else None
+        mode = "ab" if resumed else "wb"
+        with open(part, mode) as out, tqdm(
+            total=total, initial=have, unit="B", unit_scale=True, desc=label, disable=not progress, leave=False
+        ) as bar:
+            first = not resumed
+            for chunk in r.iter_content(CHUNK):
+                if first:
+                    first = False
+                    if _looks_like_html(chunk):
+                        raise IOError("served an HTML page instead of the file (a quota, login or error page)")
+                out.write(chunk)
+                bar.update(len(chunk))
+        if total is not None and part.stat().st_size < total:
+            raise IOError(f"transfer ended early ({part.stat().st_size} of {total} bytes)")
+
+
+def fetch(dataset: str, file: RemoteFile, retries: int = 3, timeout: float = 30.0, progress: bool = True,
+          backoff: float = 1.0) -> Path:
+    """Make one file present and verified in the cache; return its path."""
+    target = dataset_dir(dataset) / file.name
+    if target.exists():
+        if verify(target, file):
+            return target
+        print(f"{target} fails its checksum: removing it and fetching a fresh copy.")
+        target.unlink()
+        target.with_name(target.name + ".verified").unlink(missing_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+
+    for local, checksum in file.local:
+        if Path(local).is_file():
+            tmp = target.with_name(target.name + ".copying")
+            shutil.copyfile(local, tmp)
+            if verify(tmp, file):
+                os.replace(tmp, target)
+                tmp.with_name(tmp.name + ".verified").unlink(missing_ok=True)
+                return target
+            tmp.unlink()
+
+    tried = []
+    if os.environ.get(ENV_OFFLINE, "").strip() not in ("", "0"):
+        tried.append(f"network not tried ({ENV_OFFLINE} is set)")
+    else:
+        import requests
+
+        part = _partial_path(dataset, file)
+        part.parent.mkdir(parents=True, exist_ok=True)
+        for url in file.urls:
+            reason = None
+            for attempt in range(retries):
+                try:
+                    _fetch_one(url, part, timeout, progress, file.name)
+                except (IOError, requests.RequestException) as err:
+                    reason = str(err).split("\n")[0][:160]
+                    if "HTML" in reason or reason.startswith("HTTP 4"):
+                        part.unlink(missing_ok=True)
+                        break  # this mirror will not get better by asking again
+                    if attempt + 1 < retries:
+                        time.sleep(backoff * (attempt + 1))
+                    continue
+                if verify(part, file):
+                    os.replace(part, target)
+                    part.with_name(part.name + ".verified").unlink(missing_ok=True)
+                    return target
+                part.unlink(missing_ok=True)
+                part.with_name(part.name + ".verified").unlink(missing_ok=True)
+                reason = "checksum mismatch (the file was discarded)"
+                break
+            tried.append(f"{url}: {reason}")
+    raise DataUnavailable(_unavailable_message(dataset, file, target, tried))
+
+
+def _unavailable_message(dataset: str, file: RemoteFile, target: Path, tried: list[str]) -> str:
+    lines = [f"Could not get {file.name} for the {dataset!r} dataset."]
+    lines += [f"  tried {t}" for t in tried]
+    lines.append(f"Put the file at {target}")
+    lines.append(f"  (it is checked against {file.checksum}), then run the cell again.")
+    manual = DATASETS[dataset].manual if dataset in DATASETS else ""
+    if manual:
+        lines.append(manual)
+    return "\n".join(lines)
+
+
+def download(name: str, **options) -> list[Path]:
+    """Fetch every file of a dataset into the cache; returns their paths."""
+    if name not in DATASETS:
+        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    return [fetch(name, f, **options) for f in DATASETS[name].files]
+
+
+def is_cached(name: str) -> bool:
+    return all(verify(dataset_dir(name) / f.name, f) for f in DATASETS[name].files)
+
+
+# ----------------------------------------------------------------------------- loading
+@dataclass
+class ImageData:
+    """Images as float32 NHWC in `value_range`, with labels and where they came from."""
+
+    name: str
+    title: str
+    x: np.ndarray
+    y: np.ndarray | None
+    value_range: tuple[float, float]
+    standin: bool = False
+    note: str = ""
+    classes: list = field(default_factory=list)
+
+    def __len__(self):
+        return len(self.x)
+
+    def batches(self, batch_size: int, shuffle: bool = True, seed: int = 0, labels: bool = False,
+                drop_remainder: bool = True):
+        """A tf.data pipeline of batches (and labels when asked), shuffled each epoch."""
+        import tensorflow as tf
+
+        items = (self.x, self.y.astype("int32")) if labels and self.y is not None else self.x
+        ds = tf.data.Dataset.from_tensor_slices(items)
+        if shuffle:
+            ds = ds.shuffle(min(len(self.x), 60_000), seed=seed, reshuffle_each_iteration=True)
+        return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def scale_pixels(images: np.ndarray, value_range=(-1.0, 1.0)) -> np.ndarray:
+    """uint8 [0, 255] to float32 in `value_range` ((-1, 1) for tanh; (-0.5, 0.5) in the face hand-out)."""
+    lo, hi = value_range
+    return (np.asarray(images, np.float32) / 255.0 * (hi - lo) + lo).astype(np.float32)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _arrays_mnist(paths):
+    with np.load(paths[0]) as f:
+        return {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+
+
+def _arrays_fashion(paths):
+    x_train, y_train, x_test, y_test = (_read_idx(p) for p in paths)
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
+def _standin_digits():
+    """scikit-learn's 1,797 real 8x8 handwritten digits, upscaled into MNIST's 20x20 box in 28x28."""
+    import tensorflow as tf
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    small = digits.images.astype(np.float32)[..., None] / 16.0
+    big = tf.image.resize(small, (20, 20), method="bicubic").numpy().clip(0, 1)
+    x = np.zeros((len(big), 28, 28), np.uint8)
+    x[:, 4:24, 4:24] = (big[..., 0] * 255).round().astype(np.uint8)
+    y = digits.target.astype(np.uint8)
+    return {"x_train": x[:1500], "y_train": y[:1500], "x_test": x[1500:], "y_test": y[1500:]}
+
+
+ARRAY_READERS = {"mnist": _arrays_mnist, "fashion_mnist": _arrays_fashion}
+STANDINS = {
+    "digits": ("scikit-learn's 1,797 real 8x8 handwritten digits, upscaled to 28x28", _standin_digits),
+}
+CLASS_NAMES = {
+    "mnist": [str(i) for i in range(10)],
+    "fashion_mnist": ["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"],
+}
+
+
+def load(name: str, split: str = "train", value_range=(-1.0, 1.0), limit: int | None = None,
+         allow_standin: bool | None = None, quiet: bool = False) -> ImageData:
+    """Images of a dataset, from the cache (downloading if needed) or a labelled stand-in."""
+    if name not in ARRAY_READERS:
+        raise KeyError(f"no array loader for {name!r}; use one of {', '.join(ARRAY_READERS)}")
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    ds = DATASETS[name]
+    standin, note = False, ""
+    try:
+        arrays = ARRAY_READERS[name](download(name, progress=not quiet))
+    except DataUnavailable as err:
+        if allow_standin is None:
+            from gan_course.config import profile
+
+            allow_standin = profile().allow_standin
+        if not allow_standin or ds.standin is None:
+            raise
+        description, make = STANDINS[ds.standin]
+        arrays, standin = make(), True
+        note = (f"⚠ STAND-IN DATA: {ds.title} is not available here, so this lab runs on {description}. "
+                f"Get the real data with `gan-course download {name}`.")
+        if not quiet:
+            print(note)
+            print(str(err).split("\n")[0])
+    x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+    if limit is not None:
+        x, y = x[:limit], y[:limit]
+    x = scale_pixels(x, value_range)
+    if x.ndim == 3:
+        x = x[..., None]
+    title = f"{ds.title} [{split}]" + (" (stand-in)" if standin else "")
+    return ImageData(name, title, x, y, tuple(value_range), standin, note, CLASS_NAMES.get(name, []))

@@ -1,0 +1,128 @@
+"""solutions/ -> labs/: the student notebooks are generated, never edited by hand.
+
+In a solution notebook an exercise is a code cell whose first line is the marker
+``# EXERCISE: name``; the answer sits between ``### BEGIN SOLUTION`` and
+``### END SOLUTION`` lines.  Release keeps the marker, the signature and the docstring
+(the instructions), replaces the answer with a stub, drops cells tagged ``solution``,
+clears every output and keeps no metadata but the kernel's and the exercise marker's.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+
+MARKER = re.compile(r"^#\s*EXERCISE:\s*([A-Za-z_][A-Za-z0-9_]*)\s*$")
+BEGIN = re.compile(r"^(\s*)###\s*BEGIN SOLUTION\s*$")
+END = re.compile(r"^\s*###\s*END SOLUTION\s*$")
+CHECKED_OUTPUT = "# NBVAL_CHECK_OUTPUT"
+KEPT_TAGS = {"raises-exception", "nbval-ignore-output", "nbval-skip"}
+STUB = "{indent}# YOUR CODE HERE: replace the next line with your solution.\n{indent}raise NotImplementedError()"
+
+
+class ReleaseError(ValueError):
+    pass
+
+
+def exercise_name(source: str) -> str | None:
+    """The exercise a cell holds, from its marker line (the autograder uses this too)."""
+    first = source.lstrip("\n").split("\n", 1)[0]
+    match = MARKER.match(first.strip())
+    return match.group(1) if match else None
+
+
+def strip_solution(source: str, where: str = "") -> str:
+    out, inside, indent = [], False, ""
+    for number, line in enumerate(source.split("\n"), 1):
+        begin = BEGIN.match(line)
+        if begin:
+            if inside:
+                raise ReleaseError(f"{where}: line {number}: BEGIN SOLUTION inside another solution block")
+            inside, indent = True, begin.group(1)
+            out.append(STUB.format(indent=indent))
+        elif END.match(line):
+            if not inside:
+                raise ReleaseError(f"{where}: line {number}: END SOLUTION without BEGIN SOLUTION")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ReleaseError(f"{where}: BEGIN SOLUTION is never closed")
+    return "\n".join(out)
+
+
+def release_notebook(nb) -> nbformat.NotebookNode:
+    """A student copy of one solution notebook."""
+    new = nbformat.v4.new_notebook()
+    meta = nb.metadata
+    new.metadata = nbformat.from_dict(
+        {
+            "kernelspec": meta.get("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"}),
+            "language_info": {"name": meta.get("language_info", {}).get("name", "python")},
+            **({"gan_course": {"lab": meta["gan_course"]["lab"]}} if "gan_course" in meta else {}),
+        }
+    )
+    for index, cell in enumerate(nb.cells):
+        tags = list(cell.get("metadata", {}).get("tags", []))
+        if "solution" in tags:
+            continue
+        kept = {"tags": [t for t in tags if t in KEPT_TAGS]} if any(t in KEPT_TAGS for t in tags) else {}
+        if cell.cell_type == "code":
+            source = strip_solution(cell.source, where=f"cell {index}")
+            new_cell = nbformat.v4.new_code_cell(source, metadata=kept)
+            name = exercise_name(cell.source)
+            if name:
+                new_cell.metadata["gan_course"] = {"exercise": name}
+            if cell.source.lstrip().startswith(CHECKED_OUTPUT):
+                new_cell.outputs = cell.outputs
+                new_cell.execution_count = cell.execution_count
+        elif cell.cell_type == "markdown":
+            new_cell = nbformat.v4.new_markdown_cell(cell.source, metadata=kept)
+        else:
+            new_cell = nbformat.v4.new_raw_cell(cell.source, metadata=kept)
+        new_cell.id = cell.get("id") or f"cell-{index}"
+        new.cells.append(new_cell)
+    return new
+
+
+def render(nb) -> str:
+    return nbformat.writes(nb) + "\n"
+
+
+def solution_problems(path: Path, nb) -> list[str]:
+    """Outputs committed in a solution notebook are drift waiting to happen: report them."""
+    problems = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and (cell.outputs or cell.execution_count) and not cell.source.lstrip().startswith(CHECKED_OUTPUT):
+            problems.append(f"{path}: cell {index} carries outputs (clear them, or start the cell with {CHECKED_OUTPUT})")
+    return problems
+
+
+def release(solutions: Path, labs: Path, check: bool = False) -> list[str]:
+    """Write labs/ from solutions/ or, with check=True, only list what differs."""
+    solutions, labs = Path(solutions), Path(labs)
+    sources = sorted(solutions.glob("[0-9][0-9]_*.ipynb"))
+    if not sources:
+        raise ReleaseError(f"no solution notebooks (NN_*.ipynb) in {solutions}")
+    problems, expected = [], set()
+    for src in sources:
+        nb = nbformat.read(src, as_version=4)
+        problems += solution_problems(src, nb)
+        text = render(release_notebook(nb))
+        target = labs / src.name
+        expected.add(target.name)
+        current = target.read_text(encoding="utf-8") if target.exists() else None
+        if current == text:
+            continue
+        if check:
+            problems.append(f"{target}: {'missing' if current is None else 'differs from its solution'}")
+        else:
+            labs.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(".ipynb.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(target)
+    for extra in sorted(labs.glob("[0-9][0-9]_*.ipynb")):
+        if extra.name not in expected:
+            problems.append(f"{extra}: has no solution notebook")
+    return problems

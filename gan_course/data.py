@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -150,14 +151,26 @@ def file_digest(path: Path, algorithm: str) -> str:
     return h.hexdigest()
 
 
+def _stamp_key(stat: os.stat_result) -> str:
+    # ctime and the inode change on every write or replacement and, unlike mtime, cannot be
+    # set back by `cp -p`, `tar` or `touch`: a file swapped under the same size and mtime
+    # is still hashed again.
+    return f"{stat.st_size} {stat.st_mtime_ns} {stat.st_ctime_ns} {stat.st_ino}"
+
+
+# A file changed within this many seconds may change again inside the same clock tick
+# without its timestamps moving (git's "racily clean" files): it is never stamped.
+RACY_SECONDS = 2.0
+
+
 def verify(path: Path, file: RemoteFile) -> bool:
-    """True if `path` matches one of the file's checksums (result remembered per size and mtime)."""
+    """True if `path` matches one of the file's checksums (result remembered per size, times and inode)."""
     path = Path(path)
     if not path.is_file():
         return False
     stat = path.stat()
     stamp = path.with_name(path.name + ".verified")
-    key = f"{stat.st_size} {stat.st_mtime_ns}"
+    key = _stamp_key(stat)
     if stamp.is_file() and stamp.read_text().strip() == key:
         return True
     digests = {}
@@ -169,7 +182,9 @@ def verify(path: Path, file: RemoteFile) -> bool:
         return digests[algorithm]
 
     ok = file.accepts(digest_of)
-    if ok:
+    if not ok:
+        stamp.unlink(missing_ok=True)
+    elif time.time() - stat.st_ctime > RACY_SECONDS:
         try:
             stamp.write_text(key)
         except OSError:
@@ -182,22 +197,43 @@ def _looks_like_html(first: bytes) -> bool:
     return head.startswith((b"<!doctype html", b"<html", b"<head", b"<?xml"))
 
 
-def _fetch_one(url: str, part: Path, timeout: float, progress: bool, label: str) -> None:
-    """Transfer `url` into `part`, resuming from its current length; raise on any fault."""
+class MirrorRefused(IOError):
+    """A fault that asking the same mirror again will not cure (4xx, an HTML page)."""
+
+
+HTML_PAGE = "served an HTML page instead of the file (a quota, login or error page)"
+
+
+def _fetch_one(url: str, part: Path, timeout: float, progress: bool, label: str) -> bool:
+    """Transfer `url` into `part`, resuming from its current length; raise on any fault.
+
+    Returns whether the transfer continued an earlier partial file.
+    """
     import requests
     from tqdm.auto import tqdm
 
     have = part.stat().st_size if part.exists() else 0
-    headers = {"Range": f"bytes={have}-"} if have else {}
+    # The bytes must arrive exactly as published for the checksum to hold: no transparent
+    # gzip decoding (a .gz served with Content-Encoding: gzip would arrive unpacked).
+    headers = {"Accept-Encoding": "identity"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
     with requests.get(url, stream=True, timeout=timeout, headers=headers) as r:
         if r.status_code == 416 and have:
-            return  # the partial file is already complete; the checksum decides
+            return True  # the partial file is already complete; the checksum decides
+        if 400 <= r.status_code < 500 and r.status_code not in (408, 429):
+            raise MirrorRefused(f"HTTP {r.status_code}")
         if r.status_code >= 400:
             raise IOError(f"HTTP {r.status_code}")
         if "text/html" in r.headers.get("Content-Type", ""):
-            raise IOError("served an HTML page instead of the file (a quota, login or error page)")
+            raise MirrorRefused(HTML_PAGE)
         resumed = r.status_code == 206
-        if not resumed:
+        if resumed:
+            start = re.match(r"bytes (\d+)-", r.headers.get("Content-Range", ""))
+            if not start or int(start.group(1)) != have:
+                part.unlink()
+                raise IOError(f"server resumed at the wrong offset ({r.headers.get('Content-Range')!r})")
+        else:
             have = 0  # the server ignored the range: start over
         total = r.headers.get("Content-Length")
         total = int(total) + have if total is not None else None
@@ -206,20 +242,71 @@ def _fetch_one(url: str, part: Path, timeout: float, progress: bool, label: str)
             total=total, initial=have, unit="B", unit_scale=True, desc=label, disable=not progress, leave=False
         ) as bar:
             first = not resumed
-            for chunk in r.iter_content(CHUNK):
+            for chunk in r.raw.stream(CHUNK, decode_content=False):
                 if first:
                     first = False
                     if _looks_like_html(chunk):
-                        raise IOError("served an HTML page instead of the file (a quota, login or error page)")
+                        raise MirrorRefused(HTML_PAGE)
                 out.write(chunk)
                 bar.update(len(chunk))
         if total is not None and part.stat().st_size < total:
             raise IOError(f"transfer ended early ({part.stat().st_size} of {total} bytes)")
+        return resumed
+
+
+def _reason(err: BaseException) -> str:
+    """One short line on why a transfer failed (requests and urllib3 nest the useful part)."""
+    while True:
+        inner = getattr(err, "reason", None)
+        if not isinstance(inner, BaseException) and err.args and isinstance(err.args[0], BaseException):
+            inner = err.args[0]
+        if not isinstance(inner, BaseException) or inner is err:
+            break
+        err = inner
+    text = err.args[0] if err.args and isinstance(err.args[0], str) else str(err)
+    # Drop the connection object's description: "HTTPConnection(host=..., port=...): ".
+    text = re.sub(r"^(<[^>]*>|\w*HTTPS?Connection\w*\([^)]*\)): ", "", text)
+    return text.split("\n")[0][:200]
+
+
+def _prune_staging(folder: Path) -> None:
+    """Remove the staging folders a transfer leaves empty (never the cache itself)."""
+    for empty in (folder, folder.parent):
+        try:
+            empty.rmdir()
+        except OSError:
+            break  # not empty (another file is staged there) or already gone
+
+
+def _discard(path: Path) -> None:
+    """Remove a staged file, its stamp, and the staging folders it leaves empty."""
+    path.unlink(missing_ok=True)
+    path.with_name(path.name + ".verified").unlink(missing_ok=True)
+    _prune_staging(path.parent)
+
+
+def _install(staged: Path, target: Path) -> None:
+    """Move a verified staged file under its final name in one step (same file system)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staged, target)
+    _discard(staged)  # only its stamp and the empty staging folders are left to remove
+
+
+def _offline() -> bool:
+    return os.environ.get(ENV_OFFLINE, "").strip().lower() not in ("", "0", "false", "no")
 
 
 def fetch(dataset: str, file: RemoteFile, retries: int = 3, timeout: float = 30.0, progress: bool = True,
           backoff: float = 1.0) -> Path:
-    """Make one file present and verified in the cache; return its path."""
+    """Make one file present and verified in the cache; return its path.
+
+    Every transfer is staged in the cache's `.partial/` folder and moved under its final
+    name only once its checksum holds, so the dataset folder never holds a partial or
+    wrong file.  An interrupted transfer stays staged and is resumed by the next call.
+    """
+    import requests
+    import urllib3
+
     target = dataset_dir(dataset) / file.name
     if target.exists():
         if verify(target, file):
@@ -227,54 +314,60 @@ def fetch(dataset: str, file: RemoteFile, retries: int = 3, timeout: float = 30.
         print(f"{target} fails its checksum: removing it and fetching a fresh copy.")
         target.unlink()
         target.with_name(target.name + ".verified").unlink(missing_ok=True)
-    target.parent.mkdir(parents=True, exist_ok=True)
 
-    for local, checksum in file.local:
-        if Path(local).is_file():
-            tmp = target.with_name(target.name + ".copying")
-            shutil.copyfile(local, tmp)
-            if verify(tmp, file):
-                os.replace(tmp, target)
-                tmp.with_name(tmp.name + ".verified").unlink(missing_ok=True)
-                return target
-            tmp.unlink()
-
+    part = _partial_path(dataset, file)
     tried = []
-    if os.environ.get(ENV_OFFLINE, "").strip() not in ("", "0"):
-        tried.append(f"network not tried ({ENV_OFFLINE} is set)")
-    else:
-        import requests
+    for local, _ in file.local:
+        if not Path(local).is_file():
+            tried.append(f"{local}: not present")
+            continue
+        copying = part.with_name(file.name + ".copying")
+        copying.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            shutil.copyfile(local, copying)
+            if verify(copying, file):
+                _install(copying, target)
+                return target
+            tried.append(f"{local}: checksum mismatch")
+        finally:
+            _discard(copying)
 
-        part = _partial_path(dataset, file)
-        part.parent.mkdir(parents=True, exist_ok=True)
-        for url in file.urls:
-            reason = None
-            for attempt in range(retries):
-                try:
-                    _fetch_one(url, part, timeout, progress, file.name)
-                except (IOError, requests.RequestException) as err:
-                    reason = str(err).split("\n")[0][:160]
-                    if "HTML" in reason or reason.startswith("HTTP 4"):
-                        part.unlink(missing_ok=True)
-                        break  # this mirror will not get better by asking again
-                    if attempt + 1 < retries:
-                        time.sleep(backoff * (attempt + 1))
-                    continue
-                if verify(part, file):
-                    os.replace(part, target)
-                    part.with_name(part.name + ".verified").unlink(missing_ok=True)
-                    return target
-                part.unlink(missing_ok=True)
-                part.with_name(part.name + ".verified").unlink(missing_ok=True)
-                reason = "checksum mismatch (the file was discarded)"
+    if _offline():
+        tried += [f"{url}: not tried ({ENV_OFFLINE} is set)" for url in file.urls]
+        raise DataUnavailable(_unavailable_message(dataset, file, target, tried))
+
+    faults = (IOError, requests.RequestException, urllib3.exceptions.HTTPError)
+    for url in file.urls:
+        reason, fresh_tries = "not tried", 1
+        for attempt in range(retries):
+            part.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                resumed = _fetch_one(url, part, timeout, progress, file.name)
+            except MirrorRefused as err:
+                reason = str(err)
+                _discard(part)
+                break  # this mirror will not get better by asking again
+            except faults as err:
+                reason = _reason(err)
+                if attempt + 1 < retries:
+                    time.sleep(backoff * (attempt + 1))
+                continue
+            if verify(part, file):
+                _install(part, target)
+                return target
+            _discard(part)
+            reason = "checksum mismatch (the file was discarded)"
+            if not (resumed and fresh_tries):
                 break
-            tried.append(f"{url}: {reason}")
+            fresh_tries -= 1  # the stale part may be the culprit: one transfer from scratch
+        tried.append(f"{url}: {reason}")
+    _prune_staging(part.parent)  # an interrupted transfer's part stays, for the next call to resume
     raise DataUnavailable(_unavailable_message(dataset, file, target, tried))
 
 
 def _unavailable_message(dataset: str, file: RemoteFile, target: Path, tried: list[str]) -> str:
-    lines = [f"Could not get {file.name} for the {dataset!r} dataset."]
-    lines += [f"  tried {t}" for t in tried]
+    lines = [f"Could not get {file.name} for the {dataset!r} dataset. Tried:"]
+    lines += [f"  {t}" for t in tried]
     lines.append(f"Put the file at {target}")
     lines.append(f"  (it is checked against {file.checksum}), then run the cell again.")
     manual = DATASETS[dataset].manual if dataset in DATASETS else ""
@@ -383,19 +476,21 @@ def load(name: str, split: str = "train", value_range=(-1.0, 1.0), limit: int | 
     try:
         arrays = ARRAY_READERS[name](download(name, progress=not quiet))
     except DataUnavailable as err:
+        if ds.standin is None:
+            raise
         if allow_standin is None:
             from gan_course.config import profile
 
             allow_standin = profile().allow_standin
-        if not allow_standin or ds.standin is None:
-            raise
+        if not allow_standin:
+            raise DataUnavailable(f"{err}\nThis profile trains only on the real data; "
+                                  "GAN_COURSE_ALLOW_STANDIN=1 allows the labelled stand-in.") from None
         description, make = STANDINS[ds.standin]
         arrays, standin = make(), True
         note = (f"⚠ STAND-IN DATA: {ds.title} is not available here, so this lab runs on {description}. "
                 f"Get the real data with `gan-course download {name}`.")
         if not quiet:
             print(note)
-            print(str(err).split("\n")[0])
     x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
     if limit is not None:
         x, y = x[:limit], y[:limit]

@@ -109,7 +109,10 @@ def release(solutions: Path, labs: Path, check: bool = False) -> list[str]:
     for src in sources:
         nb = nbformat.read(src, as_version=4)
         problems += solution_problems(src, nb)
-        text = render(release_notebook(nb))
+        try:
+            text = render(release_notebook(nb))
+        except ReleaseError as err:
+            raise ReleaseError(f"{src}: {err}") from None  # which notebook, not only which cell
         target = labs / src.name
         expected.add(target.name)
         current = target.read_text(encoding="utf-8") if target.exists() else None

@@ -1,0 +1,256 @@
+"""DCGAN generators and discriminators (Radford, Metz & Chintala, 2016).
+
+The paper's five architecture guidelines, each visible in the builders below:
+
+1. strided convolutions in D and fractionally strided (transposed) convolutions in G,
+   no pooling;
+2. batch normalisation in both networks, except at G's output and D's input;
+3. no fully connected hidden layers: z is projected by one matrix multiply and reshaped
+   into the first feature map, and D's last feature map is flattened into one logit;
+4. ReLU in G, tanh at its output;
+5. LeakyReLU (slope 0.2) in D.
+
+Weights start from N(0, 0.02) as in the paper.  `PRESETS` holds the architectures the
+labs use (MNIST, the face hand-out's four-layer network, the paper's 64x64 one);
+`build_tutorial_generator` / `build_tutorial_discriminator` rebuild the TensorFlow DCGAN
+tutorial's networks, the baseline `bench/` measures speed against.
+"""
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers
+
+WEIGHT_INIT = keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
+GAMMA_INIT = keras.initializers.RandomNormal(mean=1.0, stddev=0.02)
+LEAKY_SLOPE = 0.2
+
+# name: (image_shape, generator filters, generator output stride, discriminator filters)
+PRESETS = {
+    # 7x7x256 -> 14x14x128 -> 28x28x1; D 28 -> 14 -> 7.
+    "mnist": dict(image_shape=(28, 28, 1), g_filters=(256, 128), output_stride=2, d_filters=(64, 128)),
+    # The face hand-out: four layers in G (projection to 7x7x512, two stride-2 transposed
+    # convolutions, one stride-1 output layer) and three convolutions + one logit in D.
+    "faces": dict(image_shape=(28, 28, 3), g_filters=(512, 256, 128), output_stride=1, d_filters=(64, 128, 256)),
+    # The paper's LSUN network: 4x4x1024 -> 8 -> 16 -> 32 -> 64x64x3.
+    "paper64": dict(image_shape=(64, 64, 3), g_filters=(1024, 512, 256, 128), output_stride=2,
+                    d_filters=(128, 256, 512, 1024)),
+}
+
+
+def _batch_norm(name=None):
+    # Momentum 0.9 (Keras' default is 0.99): the statistics of G's output drift quickly
+    # while it learns, and the TF1 reference code used 0.9 for that reason.
+    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, gamma_initializer=GAMMA_INIT, name=name)
+
+
+def first_map_size(image_size: int, num_upsamples: int) -> int:
+    """Side of G's first feature map: the image side divided by 2 once per stride-2 layer."""
+    size, rest = divmod(image_size, 2 ** num_upsamples)
+    if rest or size < 1:
+        raise ValueError(
+            f"an image side of {image_size} cannot be reached from a whole feature map by "
+            f"{num_upsamples} stride-2 upsamplings; change the filters or the output stride"
+        )
+    return size
+
+
+def build_generator(latent_dim: int = 100, image_shape=(28, 28, 1), g_filters=(256, 128), output_stride: int = 2,
+                    kernel_size: int = 5, name: str = "generator", **_ignored) -> keras.Model:
+    """DCGAN generator z -> image in [-1, 1].
+
+    `g_filters[0]` is the depth of the projected first feature map; every later entry is
+    one stride-2 transposed convolution + batch norm + ReLU; the output layer is a
+    transposed convolution to the image's channels with `output_stride` and tanh.
+    """
+    height, width, channels = image_shape
+    num_upsamples = len(g_filters) - 1 + (output_stride == 2)
+    h0, w0 = first_map_size(height, num_upsamples), first_map_size(width, num_upsamples)
+
+    z = keras.Input(shape=(latent_dim,), name="z")
+    # The projection of z is one matrix multiply, not a hidden layer: its output is
+    # reshaped at once into the first convolutional feature map (guideline 3).
+    x = layers.Dense(h0 * w0 * g_filters[0], use_bias=False, kernel_initializer=WEIGHT_INIT, name="project")(z)
+    x = layers.Reshape((h0, w0, g_filters[0]), name="reshape")(x)
+    x = _batch_norm("project_bn")(x)
+    x = layers.ReLU(name="project_relu")(x)
+    for i, filters in enumerate(g_filters[1:], 1):
+        # No bias before batch norm: its shift (beta) makes a bias redundant.
+        x = layers.Conv2DTranspose(filters, kernel_size, strides=2, padding="same", use_bias=False,
+                                   kernel_initializer=WEIGHT_INIT, name=f"up{i}")(x)
+        x = _batch_norm(f"up{i}_bn")(x)
+        x = layers.ReLU(name=f"up{i}_relu")(x)
+    image = layers.Conv2DTranspose(channels, kernel_size, strides=output_stride, padding="same",
+                                   kernel_initializer=WEIGHT_INIT, name="to_image")(x)
+    image = layers.Activation("tanh", name="tanh")(image)
+    return keras.Model(z, image, name=name)
+
+
+def build_discriminator(image_shape=(28, 28, 1), d_filters=(64, 128), kernel_size: int = 5, dropout: float = 0.0,
+                        name: str = "discriminator", **_ignored) -> keras.Model:
+    """DCGAN discriminator image -> one logit (no sigmoid: the losses take logits).
+
+    Every entry of `d_filters` is a stride-2 convolution + LeakyReLU, with batch norm on
+    all but the first (the input layer).  `dropout` > 0 adds dropout after each
+    activation, a common addition for small data sets (not in the paper).
+    """
+    image = keras.Input(shape=tuple(image_shape), name="image")
+    x = image
+    for i, filters in enumerate(d_filters):
+        first = i == 0
+        x = layers.Conv2D(filters, kernel_size, strides=2, padding="same", use_bias=first,
+                          kernel_initializer=WEIGHT_INIT, name=f"down{i + 1}")(x)
+        if not first:
+            x = _batch_norm(f"down{i + 1}_bn")(x)
+        x = layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=f"down{i + 1}_lrelu")(x)
+        if dropout:
+            x = layers.Dropout(dropout, name=f"down{i + 1}_dropout")(x)
+    x = layers.Flatten(name="flatten")(x)
+    logit = layers.Dense(1, kernel_initializer=WEIGHT_INIT, name="logit")(x)
+    return keras.Model(image, logit, name=name)
+
+
+def build_dcgan(preset: str = "mnist", latent_dim: int = 100, **overrides) -> tuple[keras.Model, keras.Model]:
+    """(generator, discriminator) of a preset; keyword arguments override its entries."""
+    if preset not in PRESETS:
+        raise KeyError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+    config = {**PRESETS[preset], **overrides}
+    generator = build_generator(latent_dim, **config)
+    discriminator = build_discriminator(**config)
+    return generator, discriminator
+
+
+# ----------------------------------------------------------------------------- baseline
+def build_tutorial_generator(latent_dim: int = 100) -> keras.Model:
+    """The TensorFlow DCGAN tutorial's generator (tensorflow.org/tutorials/generative/dcgan)."""
+    z = keras.Input(shape=(latent_dim,), name="z")
+    x = layers.Dense(7 * 7 * 256, use_bias=False)(z)
+    x = layers.BatchNormalization()(x)
+    x = layers.LeakyReLU()(x)
+    x = layers.Reshape((7, 7, 256))(x)
+    x = layers.Conv2DTranspose(128, 5, strides=1, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.LeakyReLU()(x)
+    x = layers.Conv2DTranspose(64, 5, strides=2, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.LeakyReLU()(x)
+    image = layers.Conv2DTranspose(1, 5, strides=2, padding="same", use_bias=False, activation="tanh")(x)
+    return keras.Model(z, image, name="tutorial_generator")
+
+
+def build_tutorial_discriminator() -> keras.Model:
+    """The TensorFlow DCGAN tutorial's discriminator: two strided convolutions with dropout."""
+    image = keras.Input(shape=(28, 28, 1), name="image")
+    x = layers.Conv2D(64, 5, strides=2, padding="same")(image)
+    x = layers.LeakyReLU()(x)
+    x = layers.Dropout(0.3)(x)
+    x = layers.Conv2D(128, 5, strides=2, padding="same")(x)
+    x = layers.LeakyReLU()(x)
+    x = layers.Dropout(0.3)(x)
+    x = layers.Flatten()(x)
+    logit = layers.Dense(1)(x)
+    return keras.Model(image, logit, name="tutorial_discriminator")
+
+
+# ----------------------------------------------------------------------------- guidelines
+def _chain(model: keras.Model) -> list:
+    """The model's layers in order, nested models (blocks) opened up, Input layers left out."""
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            out += _chain(layer)
+        elif not isinstance(layer, layers.InputLayer):
+            out.append(layer)
+    return out
+
+
+def _activation_of(layer) -> str | None:
+    if isinstance(layer, layers.ReLU):
+        return "relu"
+    if isinstance(layer, layers.LeakyReLU):
+        return "leaky_relu"
+    fn = getattr(layer, "activation", None)
+    name = getattr(fn, "__name__", None)
+    return None if name in (None, "linear") else name
+
+
+def _followed_by_batch_norm(chain, index) -> bool:
+    for layer in chain[index + 1:]:
+        if isinstance(layer, layers.Reshape):
+            continue  # the projection of z: reshape, then normalise
+        return isinstance(layer, layers.BatchNormalization)
+    return False
+
+
+def guideline_checks(generator: keras.Model, discriminator: keras.Model) -> list[tuple[str, bool, str]]:
+    """The DCGAN paper's five guidelines checked on two models: (guideline, holds, evidence)."""
+    g, d = _chain(generator), _chain(discriminator)
+    pooling = [l.name for l in g + d if "Pooling" in type(l).__name__ or isinstance(l, layers.UpSampling2D)]
+    g_up = [l for l in g if isinstance(l, layers.Conv2DTranspose)]
+    d_down = [l for l in d if isinstance(l, layers.Conv2D) and not isinstance(l, layers.Conv2DTranspose)]
+    strided = (any(max(l.strides) > 1 for l in g_up) and any(max(l.strides) > 1 for l in d_down)
+               and not pooling)
+    results = [("1. strided convolutions, no pooling", strided,
+                f"G: {sum(max(l.strides) > 1 for l in g_up)} strided transposed conv; "
+                f"D: {sum(max(l.strides) > 1 for l in d_down)} strided conv; pooling/upsampling layers: {pooling or 'none'}")]
+
+    g_weighted = [i for i, l in enumerate(g) if isinstance(l, (layers.Dense, layers.Conv2DTranspose, layers.Conv2D))]
+    d_weighted = [i for i, l in enumerate(d) if isinstance(l, (layers.Dense, layers.Conv2D))]
+    g_missing = [g[i].name for i in g_weighted[:-1] if not _followed_by_batch_norm(g, i)]
+    g_output_bn = bool(g_weighted) and _followed_by_batch_norm(g, g_weighted[-1])
+    d_convs = [i for i in d_weighted if isinstance(d[i], layers.Conv2D)]
+    d_input_bn = bool(d_convs) and _followed_by_batch_norm(d, d_convs[0])
+    d_missing = [d[i].name for i in d_convs[1:] if not _followed_by_batch_norm(d, i)]
+    ok = not (g_missing or g_output_bn or d_input_bn or d_missing)
+    results.append(("2. batch norm except G output and D input", ok,
+                    f"without BN: {g_missing + d_missing or 'none'}; G output BN: {g_output_bn}; D input BN: {d_input_bn}"))
+
+    g_dense = [i for i, l in enumerate(g) if isinstance(l, layers.Dense)]
+    d_dense = [i for i, l in enumerate(d) if isinstance(l, layers.Dense)]
+    hidden = [g[i].name for i in g_dense if i != 0] + [d[i].name for i in d_dense if i != len(d) - 1]
+    results.append(("3. no fully connected hidden layers", not hidden,
+                    f"Dense layers other than G's projection of z and D's output: {hidden or 'none'}"))
+
+    g_acts = [a for a in map(_activation_of, g) if a]
+    ok = bool(g_acts) and g_acts[-1] == "tanh" and all(a == "relu" for a in g_acts[:-1])
+    results.append(("4. ReLU in G, tanh at its output", ok, f"G activations: {sorted(set(g_acts[:-1]))} then {g_acts[-1:]}"))
+
+    d_acts = [a for a in map(_activation_of, d) if a]
+    ok = bool(d_acts) and all(a == "leaky_relu" for a in d_acts)
+    results.append(("5. LeakyReLU in D", ok, f"D activations: {sorted(set(d_acts))}"))
+    return results
+
+
+# ----------------------------------------------------------------------------- grading
+def layer_kinds(model: keras.Model) -> list[str]:
+    """Class names of a model's layers, Input excluded (Sequential and functional alike)."""
+    return [type(layer).__name__ for layer in model.layers if not isinstance(layer, layers.InputLayer)]
+
+
+def describe_model(model, case: dict, seed: int = 1234) -> dict:
+    """A Keras model as comparable values: layer kinds, output shape, parameter count, and
+    a forward pass (inference mode) after every weight is set from a fixed seed.
+
+    Used as `Exercise.describe` for model-builder exercises: two models that agree here
+    have the same structure and compute the same function of their weights.  The input
+    comes from `case["input_shape"]` (batch of 3) and the seed, never from the student.
+    """
+    if not isinstance(model, keras.Model):
+        return {"type": type(model).__name__}
+    rng = np.random.default_rng(seed)
+    weights = []
+    for w in model.weights:
+        shape = tuple(w.shape)
+        if "variance" in w.path:  # batch-norm variances must stay positive
+            weights.append(rng.uniform(0.5, 1.5, shape).astype(np.float32))
+        else:
+            weights.append(rng.normal(0.0, 0.3, shape).astype(np.float32))
+    model.set_weights(weights)
+    x = rng.normal(size=(3, *case["input_shape"])).astype(np.float32)
+    out = np.asarray(model(x, training=False), np.float32)
+    return {
+        "layers": layer_kinds(model),
+        "output_shape": [-1 if d is None else int(d) for d in model.output_shape],
+        "params": int(model.count_params()),
+        "forward": out,
+    }

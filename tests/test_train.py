@@ -1,0 +1,207 @@
+"""The training engine: metrics, samples, checkpoints, resume, stop button, best-by-metric, strategy."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gan_course import models, train
+
+TINY = dict(image_shape=(8, 8, 1), g_filters=(8, 4), d_filters=(4, 8))
+LATENT = 8
+
+
+def tiny_gan():
+    g, d = models.build_dcgan("mnist", latent_dim=LATENT, **TINY)
+    return train.make_gan(g, d)
+
+
+def tiny_data(n=64, batch=8):
+    x = np.random.default_rng(0).uniform(-1, 1, (n, 8, 8, 1)).astype(np.float32)
+    return tf.data.Dataset.from_tensor_slices(x).batch(batch, drop_remainder=True)
+
+
+def trainer_for(directory, **options):
+    options = {"sample_every": 4, "num_samples": 4, "progress": False, "quiet": True, **options}
+    return train.Trainer(tiny_gan, directory, **options)
+
+
+class StopAt(keras.callbacks.Callback):
+    """The stop button, simulated: KeyboardInterrupt after a given step."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.d_optimizer.iterations.numpy()) >= self.step:
+            raise KeyboardInterrupt
+
+
+def test_train_step_returns_the_four_metrics():
+    gan = tiny_gan()
+    logs = gan.train_step(tf.zeros((4, 8, 8, 1)))
+    assert set(logs) == set(train.METRICS)
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    assert 0 < float(logs["D(x)"]) < 1 and 0 < float(logs["D(G(z))"]) < 1
+
+
+def test_a_few_steps_leave_metrics_frames_gif_and_logs(tmp_path):
+    import imageio.v3 as iio
+
+    trainer = trainer_for(tmp_path, log_every=2)
+    history = trainer.fit(tiny_data(), steps=9)
+    assert [row["step"] for row in history] == list(range(1, 10))
+    assert all(np.isfinite(row[k]) for row in history for k in train.METRICS)
+    frames = sorted(p.name for p in (tmp_path / "samples").glob("*.png"))
+    assert frames == ["step_000000.png", "step_000004.png", "step_000008.png", "step_000009.png"]
+    gif = iio.imread(tmp_path / "samples.gif", index=None)
+    assert gif.shape[0] == 4  # one frame per PNG
+    assert list((tmp_path / "logs").glob("events.out.tfevents.*"))
+    assert json.loads((tmp_path / "history.json").read_text())["rows"][-1]["step"] == 9
+    assert trainer.images_per_second and trainer.images_per_second > 0
+    # The fixed z gives the same grid for the same weights.
+    np.testing.assert_array_equal(trainer.generate(), trainer.generate())
+
+
+def test_stop_button_keeps_model_history_and_a_fresh_checkpoint(tmp_path):
+    trainer = trainer_for(tmp_path, sample_every=100, checkpoint_every=100)
+    trainer.fit(tiny_data(), steps=50, callbacks=[StopAt(5)])
+    assert trainer.interrupted and trainer.step == 5
+    assert len(trainer.history) == 5
+    assert Path(trainer.manager.latest_checkpoint).name == "ckpt-5"
+    assert (tmp_path / "samples.gif").exists()
+    weights = trainer.gan.generator.get_weights()
+    again = trainer_for(tmp_path)  # as after a kernel restart
+    assert again.step == 5 and len(again.history) == 5
+    for a, b in zip(weights, again.gan.generator.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_best_checkpoint_is_kept_by_metric(tmp_path):
+    values = iter([5.0, 3.0, 4.0, 6.0])
+    snapshot = {}
+
+    def metric(generator):
+        value = next(values)
+        if value == 3.0:
+            snapshot["weights"] = generator.get_weights()
+        return value
+
+    trainer = trainer_for(tmp_path, best_metric=metric, best_every=2, checkpoint_every=2)
+    trainer.fit(tiny_data(), steps=8)
+    assert trainer.best == {"step": 4, "value": 3.0}
+    assert [e["step"] for e in trainer.evaluations] == [2, 4, 6, 8]
+    assert Path(trainer.best_manager.latest_checkpoint).name == "best-4"
+    assert trainer.step == 8  # the last checkpoint is still the latest one
+    trainer.restore_best()
+    for a, b in zip(snapshot["weights"], trainer.gan.generator.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert trainer.step == 8  # restoring the best networks keeps the optimizers' state
+
+
+def test_max_mode_prefers_higher_scores(tmp_path):
+    values = iter([1.0, 2.0, 1.5])
+    trainer = trainer_for(tmp_path, best_metric=lambda g: next(values), best_every=2, best_mode="max")
+    trainer.fit(tiny_data(), steps=6)
+    assert trainer.best == {"step": 4, "value": 2.0}
+
+
+KILLED_RUN = textwrap.dedent("""
+    import sys, time, keras, numpy as np, tensorflow as tf
+    sys.path.insert(0, {tests!r})
+    from test_train import trainer_for, tiny_data
+
+    class Slow(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            time.sleep(0.02)
+
+    trainer_for({directory!r}, checkpoint_every=3).fit(tiny_data(), steps=100000, callbacks=[Slow()])
+""")
+
+
+def _latest_step(directory: Path) -> int:
+    state = directory / "checkpoints" / "checkpoint"
+    if not state.exists():
+        return 0
+    text = state.read_text()
+    return int(text.split('model_checkpoint_path: "ckpt-')[1].split('"')[0])
+
+
+def test_resume_after_sigkill_continues_step_and_history(tmp_path):
+    script = KILLED_RUN.format(tests=str(Path(__file__).parent), directory=str(tmp_path))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 60
+        while _latest_step(tmp_path) < 6:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.time() < deadline, "the training process made no checkpoint"
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGKILL)  # mid-training: no chance to save anything
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    killed_at = _latest_step(tmp_path)
+    assert killed_at >= 6 and killed_at % 3 == 0
+
+    trainer = trainer_for(tmp_path, checkpoint_every=3)
+    assert trainer.step == killed_at
+    assert [row["step"] for row in trainer.history] == list(range(1, killed_at + 1))
+    assert all(int(p.stem.split("_")[1]) <= killed_at for p in (tmp_path / "samples").glob("*.png"))
+    trainer.fit(tiny_data(), steps=killed_at + 4)
+    assert trainer.step == killed_at + 4
+    assert [row["step"] for row in trainer.history] == list(range(1, killed_at + 5))
+    assert int(trainer.gan.g_optimizer.iterations.numpy()) == killed_at + 4
+
+
+MIRRORED_RUN = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    sys.path.insert(0, {tests!r})
+    from test_train import tiny_gan, tiny_data, trainer_for
+    from gan_course import train
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    trainer = trainer_for({directory!r}, strategy=strategy)
+    history = trainer.fit(tiny_data(), steps=5)
+    scaled = strategy.run(lambda: train._per_replica_scale(tf.constant(1.0)))
+    try:
+        train.Trainer(tiny_gan(), {directory!r} + "-outside", strategy=strategy, quiet=True)
+        refused = False
+    except ValueError:
+        refused = True
+    print(json.dumps({{
+        "replicas": strategy.num_replicas_in_sync,
+        "variable": type(trainer.gan.generator.trainable_variables[0].value).__name__,
+        "step": trainer.step,
+        "last": history[-1],
+        "scaled": [float(v) for v in strategy.experimental_local_results(scaled)],
+        "refused": refused,
+    }}))
+""")
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    script = MIRRORED_RUN.format(tests=str(Path(__file__).parent), directory=str(tmp_path / "run"))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["replicas"] == 2
+    assert result["variable"] == "MirroredVariable"
+    assert result["step"] == 5
+    assert all(np.isfinite(result["last"][k]) for k in train.METRICS)
+    assert result["scaled"] == [0.5, 0.5]  # each replica's loss counts half
+    assert result["refused"]  # a GAN built outside the scope is refused with advice

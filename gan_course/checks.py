@@ -29,6 +29,9 @@ ENV_STRICT = "GAN_COURSE_STRICT"
 LAB_MODULES = {
     "01": "gan_course.intuition",
     "02": "gan_course.conv",
+    "03": "gan_course.dcgan",
+    "04": "gan_course.faces",
+    "06": "gan_course.biggan",
 }
 
 REGISTRY: dict[str, "Exercise"] = {}

@@ -15,15 +15,44 @@ ENV_PROFILE = "GAN_COURSE_PROFILE"
 # name: (smoke, cpu, gpu).  One table for the whole course, grouped by lab.
 SIZES: dict[str, tuple] = {
     # lab 01: GAN intuition
-    "gan1d_steps": (120, 3000, 6000),
-    "gan1d_snapshots": (4, 30, 40),
+    "gan1d_steps": (120, 2000, 4000),
+    "gan1d_snapshots": (4, 41, 41),
     "gan1d_batch": (64, 256, 512),
-    "ring_steps": (100, 3000, 8000),
+    "gan1d_critic_head_start": (20, 1000, 1000),
+    "ring_steps": (100, 5000, 10000),
     "ring_batch": (64, 256, 512),
-    "ring_snapshots": (2, 6, 8),
+    "ring_snapshots": (2, 8, 8),
     # lab 02: convolution arithmetic
     "explorer_max_size": (8, 12, 12),
     "checkerboard_steps": (20, 300, 600),
+    # metrics (labs 03-06): the classifier behind the Fréchet distance, KID and score
+    "metrics_classifier_epochs": (1, 5, 8),
+    "metrics_classifier_train_limit": (3000, 60000, 60000),
+    "metrics_classifier_min_steps": (30, 600, 600),
+    "metrics_samples": (300, 2000, 10000),
+    "metrics_kid_subsets": (4, 10, 50),
+    "metrics_kid_subset_size": (100, 1000, 1000),
+    # lab 03: DCGAN on MNIST
+    "dcgan_train_limit": (512, None, None),
+    "dcgan_latent_dim": (16, 100, 100),
+    "dcgan_g_filters": ((16, 8), (128, 64), (256, 128)),
+    "dcgan_d_filters": ((8, 16), (32, 64), (64, 128)),
+    "dcgan_batch": (16, 64, 128),
+    "dcgan_steps": (8, 1000, 6000),
+    "dcgan_sample_every": (4, 100, 300),
+    "dcgan_eval_every": (4, 250, 1000),
+    "dcgan_eval_samples": (200, 1000, 5000),
+    "dcgan_interp_steps": (5, 9, 11),
+    # lab 04: faces on CelebA
+    "faces_images": (256, 20000, 100000),
+    "faces_image_size": (28, 28, 28),
+    # The hand-out's four-layer widths on a GPU; narrower on a laptop (25x fewer FLOPs).
+    "faces_g_filters": ((32, 16, 8), (128, 64, 32), (512, 256, 128)),
+    "faces_d_filters": ((8, 16, 32), (32, 64, 128), (64, 128, 256)),
+    "faces_batch": (32, 64, 128),
+    "faces_steps": (30, 1200, 8000),
+    "faces_sample_every": (10, 150, 400),
+    "faces_walk_steps": (5, 9, 11),
 }
 
 # Stand-ins (clearly labelled real data that install offline) may replace the lab's

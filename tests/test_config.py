@@ -27,7 +27,8 @@ def test_auto_profile_without_gpu_is_cpu(monkeypatch):
 def test_every_size_has_three_values_and_grows_with_the_profile():
     for key, values in config.SIZES.items():
         assert len(values) == 3, key
-        assert values[0] <= values[1] <= values[2], f"{key}: smoke <= cpu <= gpu expected, got {values}"
+        numbers = [v for v in values if isinstance(v, (int, float))]  # None means "all of it"
+        assert numbers == sorted(numbers), f"{key}: smoke <= cpu <= gpu expected, got {values}"
 
 
 def test_unknown_size_names_the_known_ones(monkeypatch):

@@ -1,0 +1,332 @@
+"""Classifier-based metrics for GAN samples (labs 03-06).
+
+Inception-based FID and IS measure ImageNet features, which say little about 28x28
+digits.  The course follows the common practice for MNIST-like data: a small CNN
+classifier is trained once per dataset, and its penultimate layer (128 features) and
+softmax stand in for Inception's pool and logits:
+
+- `frechet_distance`: the Fréchet distance between Gaussians fitted to two feature sets
+  (Heusel et al. 2017), ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)).
+- `kernel_inception_distance`: KID (Binkowski et al. 2018), the unbiased MMD^2 with the
+  cubic polynomial kernel k(x, y) = (x.y / d + 1)^3, averaged over random subsets.
+- `classifier_score`: the Inception-score formula exp(E_x KL(p(y|x) || p(y))) on the
+  classifier's softmax: 1 (one class, or no confidence) to 10 (confident and balanced).
+- `class_histogram`: the share of samples the classifier puts in each class.
+
+Numbers from different classifiers are not comparable (and none of these are the
+Inception FIDs papers report), so `evaluate` always prints the real-vs-real baseline
+(a train sample against a test sample) next to each figure.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+CLASSIFIER_VERSION = 1  # bump when the architecture or training recipe changes
+FEATURE_LAYER = "features"
+
+
+# ----------------------------------------------------------------------------- figures
+def _as_features(feats) -> np.ndarray:
+    feats = np.asarray(feats, np.float64)
+    if feats.ndim != 2:
+        raise ValueError(f"features must be a 2-D array (samples, features); got shape {feats.shape}")
+    if len(feats) < 2:
+        raise ValueError("a covariance needs at least 2 samples per set")
+    return feats
+
+
+def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+    """Square root of a symmetric positive semi-definite matrix by eigen-decomposition."""
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    # Round-off makes tiny eigenvalues of a singular covariance slightly negative.
+    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+
+
+def frechet_distance(feats_a, feats_b) -> float:
+    """Fréchet distance between Gaussians fitted to two sets of features (rows are samples).
+
+    Tr((S_a S_b)^(1/2)) is computed as Tr((S_a^(1/2) S_b S_a^(1/2))^(1/2)), a symmetric
+    PSD matrix whose eigenvalues are real: no complex round-off to discard, and singular
+    covariances (fewer samples than features) are handled.
+    """
+    a, b = _as_features(feats_a), _as_features(feats_b)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"feature sizes differ: {a.shape[1]} and {b.shape[1]}")
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    sigma_a, sigma_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root_a = _psd_sqrt(sigma_a)
+    middle = root_a @ sigma_b @ root_a
+    trace_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
+    distance = np.sum((mu_a - mu_b) ** 2) + np.trace(sigma_a) + np.trace(sigma_b) - 2 * trace_sqrt
+    return float(max(distance, 0.0))
+
+
+def _polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return (x @ y.T / x.shape[1] + 1.0) ** 3
+
+
+def kernel_inception_distance(feats_a, feats_b, subsets: int = 10, subset_size: int = 1000,
+                              seed: int = 0) -> tuple[float, float]:
+    """KID: mean and standard deviation over `subsets` random subsets of the unbiased MMD^2.
+
+    Unbiased means the diagonal k(x, x) terms are left out, so two samples of one
+    distribution score about 0 (slightly negative values happen) at any sample size.
+    """
+    a, b = _as_features(feats_a), _as_features(feats_b)
+    m = min(subset_size, len(a), len(b))
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(subsets):
+        x = a[rng.choice(len(a), m, replace=False)]
+        y = b[rng.choice(len(b), m, replace=False)]
+        k_xx, k_yy, k_xy = _polynomial_kernel(x, x), _polynomial_kernel(y, y), _polynomial_kernel(x, y)
+        mmd = ((k_xx.sum() - np.trace(k_xx)) / (m * (m - 1))
+               + (k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
+               - 2 * k_xy.mean())
+        values.append(mmd)
+    return float(np.mean(values)), float(np.std(values))
+
+
+def classifier_score(probs, splits: int = 10) -> tuple[float, float]:
+    """The Inception-score formula exp(E_x KL(p(y|x) || p(y))) on class probabilities.
+
+    Mean and standard deviation over `splits` equal parts, as in Salimans et al. (2016).
+    Between 1 and the number of classes.
+    """
+    probs = np.asarray(probs, np.float64)
+    if probs.ndim != 2:
+        raise ValueError(f"probs must be (samples, classes); got shape {probs.shape}")
+    eps = 1e-12
+    scores = []
+    for part in np.array_split(probs, max(1, min(splits, len(probs)))):
+        marginal = part.mean(0, keepdims=True)
+        kl = (part * (np.log(part + eps) - np.log(marginal + eps))).sum(1)
+        scores.append(np.exp(kl.mean()))
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def class_histogram(probs_or_labels, num_classes: int = 10) -> np.ndarray:
+    """Share of samples in each class (argmax of probabilities, or integer labels); sums to 1."""
+    values = np.asarray(probs_or_labels)
+    labels = values.argmax(-1) if values.ndim == 2 else values.astype(np.int64)
+    return np.bincount(labels, minlength=num_classes)[:num_classes].astype(np.float64) / max(len(labels), 1)
+
+
+# ----------------------------------------------------------------------------- classifier
+def build_classifier(num_classes: int = 10, image_shape=(28, 28, 1)):
+    """A small CNN whose penultimate Dense layer (128 units, named "features") feeds the metrics."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential([
+        keras.Input(shape=image_shape),
+        layers.Conv2D(32, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(),
+        layers.Conv2D(64, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(),
+        layers.Flatten(),
+        layers.Dropout(0.25),
+        layers.Dense(128, activation="relu", name=FEATURE_LAYER),
+        layers.Dropout(0.4),
+        layers.Dense(num_classes, activation="softmax", name="probs"),
+    ], name="metrics_classifier")
+
+
+@dataclass
+class Classifier:
+    """A trained metrics classifier: `features(images)` -> (features, probabilities)."""
+
+    dataset: str
+    model: object
+    test_accuracy: float
+    standin: bool
+    path: Path
+    note: str = ""
+    _both: object = field(default=None, repr=False)
+
+    def features(self, images, batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
+        """Penultimate-layer features and softmax of images in [-1, 1], shape (N, 28, 28, 1)."""
+        import keras
+
+        if self._both is None:
+            self._both = keras.Model(self.model.inputs[0],
+                                     [self.model.get_layer(FEATURE_LAYER).output, self.model.outputs[0]])
+        images = np.asarray(images, np.float32)
+        feats, probs = [], []
+        for start in range(0, len(images), batch_size):
+            f, p = self._both(images[start:start + batch_size], training=False)
+            feats.append(np.asarray(f))
+            probs.append(np.asarray(p))
+        return np.concatenate(feats), np.concatenate(probs)
+
+
+_LOADED: dict[tuple, Classifier] = {}
+
+
+def classifier_path(dataset: str, standin: bool, epochs: int, train_limit: int | None) -> Path:
+    """Where a trained classifier is cached: keyed by dataset, real/stand-in data and training budget."""
+    from gan_course.data import cache_dir
+
+    source = "standin" if standin else "real"
+    budget = f"e{epochs}" + (f"-n{train_limit}" if train_limit else "")
+    return cache_dir() / "classifiers" / f"{dataset}-{source}-{budget}-v{CLASSIFIER_VERSION}.keras"
+
+
+def load_classifier(dataset: str = "mnist", epochs: int | None = None, train_limit: int | None = -1,
+                    quiet: bool = False, retrain: bool = False) -> Classifier:
+    """The metrics classifier of a dataset: from the data cache, or trained once and cached there.
+
+    Budget defaults come from the profile (`metrics_classifier_epochs`,
+    `metrics_classifier_train_limit`); a short smoke-profile training gets its own cache
+    entry and never stands in for a full one.
+    """
+    import keras
+
+    from gan_course import data
+    from gan_course.config import profile
+
+    p = profile()
+    epochs = p.metrics_classifier_epochs if epochs is None else epochs
+    train_limit = p.metrics_classifier_train_limit if train_limit == -1 else train_limit
+    train = data.load(dataset, "train", limit=train_limit, quiet=True)
+    # A small training set (the offline stand-in) gets more epochs: at least
+    # `metrics_classifier_min_steps` updates of batch 128 whatever the data size.
+    epochs = max(epochs, -(-p.metrics_classifier_min_steps * 128 // len(train)))
+    path = classifier_path(dataset, train.standin, epochs, train_limit)
+    key = (str(path),)
+    if key in _LOADED and not retrain:
+        return _LOADED[key]
+    info_path = path.with_suffix(".json")
+    if path.is_file() and info_path.is_file() and not retrain:
+        model = keras.models.load_model(path)
+        info = json.loads(info_path.read_text())
+        if not quiet:
+            print(f"Metrics classifier for {dataset} loaded from the cache "
+                  f"(test accuracy {info['test_accuracy']:.2%}{', stand-in data' if train.standin else ''}).")
+    else:
+        test = data.load(dataset, "test", quiet=True)
+        if not quiet:
+            print(f"Training the metrics classifier for {dataset} once ({epochs} epoch(s) on "
+                  f"{len(train):,} images{', stand-in data' if train.standin else ''}); it is cached for later labs.")
+        keras.utils.set_random_seed(0)
+        model = build_classifier(len(train.classes) or 10, train.x.shape[1:])
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        model.fit(train.x, train.y, batch_size=128, epochs=epochs, verbose=0 if quiet else 2,
+                  validation_data=(test.x, test.y))
+        _, accuracy = model.evaluate(test.x, test.y, batch_size=500, verbose=0)
+        info = {"dataset": dataset, "standin": train.standin, "epochs": epochs, "train_images": len(train),
+                "test_accuracy": float(accuracy), "version": CLASSIFIER_VERSION}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Written under a temporary name and moved into place: a kernel stopped mid-save
+        # never leaves a half-written classifier for the next lab to load.
+        staged = path.with_name(f".{path.stem}.{os.getpid()}.keras")
+        model.save(staged)
+        os.replace(staged, path)
+        staged_info = info_path.with_name(f".{info_path.name}.{os.getpid()}")
+        staged_info.write_text(json.dumps(info, indent=1))
+        os.replace(staged_info, info_path)
+        if not quiet:
+            print(f"Metrics classifier test accuracy: {accuracy:.2%}")
+    classifier = Classifier(dataset, model, float(info["test_accuracy"]), train.standin, path, train.note)
+    _LOADED[key] = classifier
+    return classifier
+
+
+# ----------------------------------------------------------------------------- evaluation
+def _samples_from(generator_or_samples, n: int, seed: int, value_range) -> np.ndarray:
+    """Images in [-1, 1]: given as an array, or drawn from a generator with z ~ N(0, I)."""
+    if hasattr(generator_or_samples, "input_shape") and callable(generator_or_samples):
+        latent_dim = int(generator_or_samples.input_shape[-1])
+        rng = np.random.default_rng(seed)
+        parts = []
+        for start in range(0, n, 500):
+            z = rng.standard_normal((min(500, n - start), latent_dim)).astype(np.float32)
+            parts.append(np.asarray(generator_or_samples(z, training=False), np.float32))
+        images = np.concatenate(parts)
+    else:
+        images = np.asarray(generator_or_samples, np.float32)[:n]
+    lo, hi = value_range
+    return (images - lo) / (hi - lo) * 2.0 - 1.0
+
+
+def evaluate(generator_or_samples, dataset: str = "mnist", n: int | None = None, value_range=(-1.0, 1.0),
+             seed: int = 0, classifier: Classifier | None = None, quiet: bool = False) -> list[dict]:
+    """Every metric for generated images, next to the real-vs-real baseline.
+
+    `generator_or_samples` is a Keras generator (sampled with z ~ N(0, I)) or an array of
+    images in `value_range`.  Both are compared with `n` test images; the baseline
+    compares `n` training images with the same test images, so it shows what a perfect
+    generator would score with this classifier and sample size.  Returns a list of rows
+    {"metric", "generated", "real baseline", "better"}; prints the table unless quiet.
+    """
+    from gan_course import data
+    from gan_course.config import profile
+
+    p = profile()
+    n = p.metrics_samples if n is None else n
+    classifier = classifier or load_classifier(dataset, quiet=quiet)
+    test = data.load(dataset, "test", quiet=True)
+    train = data.load(dataset, "train", quiet=True)
+    n = min(n, len(test), len(train))
+    rng = np.random.default_rng(seed)
+    reference = test.x[rng.choice(len(test), n, replace=False)]
+    real = train.x[rng.choice(len(train), n, replace=False)]
+    fake = _samples_from(generator_or_samples, n, seed, value_range)
+    if fake.shape[1:] != reference.shape[1:]:
+        raise ValueError(f"generated images have shape {fake.shape[1:]}; the {dataset} classifier "
+                         f"expects {reference.shape[1:]}")
+    if len(fake) < n:
+        n = len(fake)
+        reference, real = reference[:n], real[:n]
+
+    ref_f, ref_p = classifier.features(reference)
+    real_f, real_p = classifier.features(real)
+    fake_f, fake_p = classifier.features(fake)
+    kid_options = dict(subsets=p.metrics_kid_subsets, subset_size=p.metrics_kid_subset_size, seed=seed)
+    hist_fake, hist_real = class_histogram(fake_p), class_histogram(real_p)
+    kid_fake, kid_real = (kernel_inception_distance(f, ref_f, **kid_options) for f in (fake_f, real_f))
+    rows = [
+        {"metric": "Fréchet distance (classifier features)", "generated": frechet_distance(fake_f, ref_f),
+         "real baseline": frechet_distance(real_f, ref_f), "better": "lower"},
+        {"metric": "KID x 1000", "generated": 1000 * kid_fake[0], "real baseline": 1000 * kid_real[0],
+         "better": "lower"},
+        {"metric": "classifier score (IS formula, max 10)", "generated": classifier_score(fake_p)[0],
+         "real baseline": classifier_score(real_p)[0], "better": "higher"},
+        {"metric": "largest class share", "generated": float(hist_fake.max()),
+         "real baseline": float(hist_real.max()), "better": "close to baseline"},
+        {"metric": "classes with >= 2% of samples", "generated": int((hist_fake >= 0.02).sum()),
+         "real baseline": int((hist_real >= 0.02).sum()), "better": "higher"},
+    ]
+    for row in rows:
+        row["samples"] = n
+    rows.append({"metric": "class histogram", "generated": hist_fake, "real baseline": hist_real,
+                 "better": "close to baseline", "samples": n})
+    if not quiet:
+        source = " (stand-in data)" if classifier.standin else ""
+        print(f"{n:,} samples against {n:,} {dataset} test images{source}; classifier test accuracy "
+              f"{classifier.test_accuracy:.2%}.")
+        print(format_table(rows))
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    """The rows of `evaluate` as an aligned text table (the histogram row as percentages)."""
+    def cell(value):
+        if isinstance(value, np.ndarray):
+            return " ".join(f"{100 * v:.0f}" for v in value) + " (%)"
+        if isinstance(value, (int, np.integer)):
+            return f"{value:d}"
+        return f"{value:.3f}"
+
+    header = ("metric", "generated", "real baseline", "better")
+    table = [header] + [(r["metric"], cell(r["generated"]), cell(r["real baseline"]), r["better"]) for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(4)]
+    lines = ["  ".join(text.ljust(w) for text, w in zip(line, widths)).rstrip() for line in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,0 +1,289 @@
+"""BigGAN's pieces: each one does what the paper says, and the lab 06 exercises grade."""
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gan_course import biggan, checks
+from gan_course.checks import run_checks
+
+LATENT_DIM, NUM_CLASSES = 12, 10
+
+
+@pytest.fixture(scope="module")
+def tiny_biggan():
+    """The smallest networks the builders make, 28x28 and ch=8, in a `BigGAN` (shared: building is slow)."""
+    keras.utils.set_random_seed(0)
+    generator = biggan.build_biggan_generator(LATENT_DIM, NUM_CLASSES, (28, 28, 1), ch=8, embed_dim=8)
+    discriminator = biggan.build_biggan_discriminator(NUM_CLASSES, (28, 28, 1), ch=8)
+    gan = biggan.BigGAN(generator, discriminator, latent_dim=LATENT_DIM, num_classes=NUM_CLASSES)
+    gan.compile()
+    return gan
+
+
+# ----------------------------------------------------------------------------- spectral norm
+def test_power_iteration_converges_to_the_largest_singular_value():
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(12, 7)).astype(np.float32)
+    u = rng.normal(size=(7,)).astype(np.float32)
+    sigma, u_new, v = biggan.power_iteration(w, u, n=100)
+    _, s, vt = np.linalg.svd(w)
+    assert float(sigma) == pytest.approx(s[0], rel=1e-4)
+    assert abs(float(np.dot(u_new, vt[0]))) == pytest.approx(1.0, abs=1e-4)  # the top right vector, up to sign
+    assert np.asarray(v).shape == (12,) and float(np.linalg.norm(v)) == pytest.approx(1.0, abs=1e-5)
+    # One step from a random u underestimates sigma (a Rayleigh quotient).
+    assert float(biggan.power_iteration(w, u)[0]) <= s[0] + 1e-4
+
+
+@pytest.mark.parametrize("make_layer, x_shape", [
+    (lambda: keras.layers.Dense(9, kernel_initializer=keras.initializers.RandomNormal(stddev=1.0)), (2, 16)),
+    (lambda: keras.layers.Conv2D(12, 3, kernel_initializer=keras.initializers.RandomNormal(stddev=1.0)), (2, 8, 8, 5)),
+])
+def test_keras_spectral_normalization_gives_unit_largest_singular_value(make_layer, x_shape):
+    layer = biggan.spectral_norm(make_layer())
+    x = np.random.default_rng(1).normal(size=x_shape).astype(np.float32)
+    layer.build(x_shape)
+    filters = layer.kernel.shape[-1]
+
+    def top_singular_value():
+        return np.linalg.svd(layer.kernel.numpy().reshape(-1, filters), compute_uv=False)[0]
+
+    assert top_singular_value() > 3.0  # far from normalised at the start
+    # One training call = one step of `power_iteration` from the layer's stored u, then W / sigma.
+    kernel, u = layer.kernel.numpy(), layer.vector_u.numpy()[0]
+    sigma, u_new, _ = biggan.power_iteration(kernel, u)
+    layer(x, training=True)
+    np.testing.assert_allclose(layer.kernel.numpy(), kernel / float(sigma), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(layer.vector_u.numpy()[0], u_new, rtol=1e-4, atol=1e-6)
+    # u is kept between calls, so the estimate converges over training steps.
+    for _ in range(30):
+        layer(x, training=True)
+    assert top_singular_value() == pytest.approx(1.0, abs=1e-3)
+    # Inference leaves the kernel alone.
+    before = layer.kernel.numpy()
+    layer(x, training=False)
+    np.testing.assert_array_equal(layer.kernel.numpy(), before)
+
+
+# ----------------------------------------------------------------------------- layers
+def test_conditional_batch_norm_depends_on_the_class_only():
+    keras.utils.set_random_seed(2)
+    embedding = keras.layers.Embedding(NUM_CLASSES, 6)
+    cbn = biggan.ConditionalBatchNorm()
+    x = np.repeat(np.random.default_rng(2).normal(size=(1, 4, 4, 5)).astype(np.float32), 4, axis=0)
+    labels = np.array([3, 7, 3, 1], np.int32)
+    for training in (False, True):
+        out = np.asarray(cbn([x, embedding(labels)], training=training))
+        np.testing.assert_allclose(out[0], out[2], atol=1e-6)  # same input, same class
+        assert np.abs(out[0] - out[1]).max() > 1e-2  # same input, another class
+        assert np.abs(out[1] - out[3]).max() > 1e-2
+    # Without its projections it is plain batch norm without scale and shift.
+    cbn.gain.layer.kernel.assign(tf.zeros_like(cbn.gain.layer.kernel))
+    cbn.bias.layer.kernel.assign(tf.zeros_like(cbn.bias.layer.kernel))
+    out = np.asarray(cbn([x, embedding(labels)], training=False))
+    mean, variance = cbn.bn.moving_mean.numpy(), cbn.bn.moving_variance.numpy()
+    np.testing.assert_allclose(out, (x - mean) / np.sqrt(variance + 1e-5), rtol=1e-4, atol=1e-5)
+
+
+def test_self_attention_starts_as_the_identity():
+    attention = biggan.SelfAttention()
+    x = np.random.default_rng(3).normal(size=(2, 7, 7, 16)).astype(np.float32)  # odd side: keys pooled with padding
+    np.testing.assert_array_equal(np.asarray(attention(x, training=True)), x)
+    assert float(attention.gamma.numpy()) == 0.0 and attention.gamma.trainable
+    attention.gamma.assign(0.5)
+    assert np.abs(np.asarray(attention(x)) - x).max() > 1e-3
+
+
+def test_projection_head_is_psi_plus_inner_product_with_the_class_embedding():
+    rng = np.random.default_rng(4)
+    head = biggan.ProjectionHead(NUM_CLASSES)
+    h = rng.normal(size=(5, 6)).astype(np.float32)
+    y = np.array([0, 9, 4, 4, 2], np.int32)
+    head([h, y])
+    embed = head.embed.layer.kernel.numpy()  # (num_classes, channels)
+    psi_w, psi_b = head.psi.layer.kernel.numpy(), head.psi.layer.bias.numpy()
+    expected = h @ psi_w + psi_b + np.sum(embed[y] * h, axis=1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(head([h, y])), expected, rtol=1e-5, atol=1e-5)
+    # psi zeroed: only the projection term is left.
+    head.psi.layer.kernel.assign(tf.zeros_like(head.psi.layer.kernel))
+    projection = np.sum(embed[y] * h, axis=1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(head([h, y])), projection, rtol=1e-5, atol=1e-5)
+
+
+def test_discriminator_output_is_psi_of_its_features_plus_projection(tiny_biggan):
+    discriminator = tiny_biggan.discriminator
+    rng = np.random.default_rng(5)
+    images = tf.constant(rng.uniform(-1, 1, (3, 28, 28, 1)).astype(np.float32))
+    labels = tf.constant([1, 5, 8], tf.int32)
+    features = keras.Model(discriminator.inputs, discriminator.get_layer("features").output)
+    h = np.asarray(features([images, labels]))
+    head = discriminator.get_layer("projection")
+    psi = h @ head.psi.layer.kernel.numpy() + head.psi.layer.bias.numpy()
+    inner = np.sum(head.embed.layer.kernel.numpy()[labels.numpy()] * h, axis=1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(discriminator([images, labels])), psi + inner, rtol=1e-4, atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- regulariser, EMA, truncation
+def test_orthogonal_regularization_is_zero_only_for_orthogonal_filters():
+    rng = np.random.default_rng(6)
+    q, _ = np.linalg.qr(rng.normal(size=(36, 8)))
+    assert float(biggan.orthogonal_regularization(q.astype(np.float32))) == pytest.approx(0.0, abs=1e-9)
+    # BigGAN's variant leaves the filters' lengths free; a conv kernel is seen as (-1, filters).
+    scaled = (q * np.arange(1, 9)).astype(np.float32).reshape(3, 3, 4, 8)
+    assert float(biggan.orthogonal_regularization(scaled)) == pytest.approx(0.0, abs=1e-8)
+    w = rng.normal(size=(36, 8)).astype(np.float32)
+    gram = w.T @ w
+    expected = np.sum((gram * (1 - np.eye(8))) ** 2)
+    assert float(biggan.orthogonal_regularization(w)) == pytest.approx(expected, rel=1e-4)
+    assert expected > 1.0
+
+
+def test_generator_orthogonal_penalty_covers_the_kernels_not_the_embedding(tiny_biggan):
+    generator = tiny_biggan.generator
+    kernels = [w for w in generator.trainable_weights if len(w.shape) >= 2 and "embedding" not in w.path]
+    expected = sum(float(biggan.orthogonal_regularization(w)) for w in kernels)
+    penalty = float(biggan.generator_orthogonal_penalty(generator, strength=1.0))
+    assert penalty == pytest.approx(expected, rel=1e-4) and penalty > 0
+    assert any("embedding" in w.path for w in generator.trainable_weights)  # it exists, and is left out
+
+
+def test_ema_moves_the_shadow_toward_the_live_weights_by_the_decay(tiny_biggan):
+    generator, ema = tiny_biggan.generator, tiny_biggan.ema
+    z = tf.random.normal((2, LATENT_DIM))
+    labels = tf.constant([0, 3])
+    ema.copy_to(generator)  # the copy starts equal to the live generator, and computes the same
+    np.testing.assert_allclose(np.asarray(ema.model([z, labels])), np.asarray(generator([z, labels])), atol=1e-6)
+    ema.decay = 0.9
+    shadow = ema.model.get_weights()
+    live = [w + 1.0 for w in shadow]
+    original = generator.get_weights()
+    try:
+        generator.set_weights(live)
+        ema.update()
+        for new, old, target in zip(ema.model.get_weights(), shadow, live):
+            np.testing.assert_allclose(new, 0.9 * old + 0.1 * target, rtol=1e-5, atol=1e-6)
+        # The warm-up of tf.train.ExponentialMovingAverage: at update 0 the decay is 1/10.
+        before = ema.model.get_weights()
+        ema.update(num_updates=0)
+        for new, old, target in zip(ema.model.get_weights(), before, live):
+            np.testing.assert_allclose(new, 0.1 * old + 0.9 * target, rtol=1e-5, atol=1e-6)
+        # Swapped in, the live generator samples with the averaged weights, then gets its own back.
+        with ema.swapped_in() as swapped:
+            np.testing.assert_allclose(swapped.get_weights()[0], ema.model.get_weights()[0])
+        np.testing.assert_array_equal(generator.get_weights()[0], live[0])
+    finally:
+        generator.set_weights(original)
+        ema.decay = 0.999
+
+
+def test_truncated_normal_stays_within_the_threshold_with_the_right_distribution():
+    threshold = 1.0
+    z = biggan.truncated_normal((4000, 10), threshold, seed=7)
+    assert z.shape == (4000, 10) and z.dtype == np.float32
+    assert np.abs(z).max() <= threshold
+    # N(0, 1) conditioned on |z| <= 1: mean 0, variance 1 - 2 phi(1) / (2 Phi(1) - 1).
+    phi = math.exp(-0.5) / math.sqrt(2 * math.pi)
+    mass = math.erf(1 / math.sqrt(2))
+    assert z.mean() == pytest.approx(0.0, abs=0.02)
+    assert z.var() == pytest.approx(1 - 2 * phi / mass, abs=0.01)
+    # The inner half-threshold holds P(|z| < 0.5) / P(|z| < 1) of the samples: not clipped, not uniform.
+    inner = math.erf(0.5 / math.sqrt(2)) / mass
+    assert np.mean(np.abs(z) < 0.5) == pytest.approx(inner, abs=0.01)
+    np.testing.assert_array_equal(z, biggan.truncated_normal((4000, 10), threshold, seed=7))
+    assert np.abs(biggan.truncated_normal((2000,), None, seed=7)).max() > 2.5
+
+
+# ----------------------------------------------------------------------------- networks and training
+@pytest.mark.parametrize("image_shape", [(28, 28, 1), (32, 32, 3)])
+def test_networks_build_with_the_expected_shapes(image_shape, tiny_biggan):
+    if image_shape == (28, 28, 1):
+        generator, discriminator = tiny_biggan.generator, tiny_biggan.discriminator
+    else:
+        generator = biggan.build_biggan_generator(LATENT_DIM, NUM_CLASSES, image_shape, ch=8, embed_dim=8)
+        discriminator = biggan.build_biggan_discriminator(NUM_CLASSES, image_shape, ch=8)
+    assert generator.output_shape == (None, *image_shape)
+    assert discriminator.output_shape == (None, 1)
+    assert any(isinstance(layer, biggan.SelfAttention) for layer in generator.layers)
+    assert any(isinstance(layer, biggan.SelfAttention) for layer in discriminator.layers)
+    z, labels = tf.random.normal((3, LATENT_DIM)), tf.constant([0, 4, 9])
+    images = generator([z, labels], training=False)
+    assert images.shape == (3, *image_shape) and np.abs(np.asarray(images)).max() <= 1.0
+    assert discriminator([images, labels]).shape == (3, 1)
+
+
+def test_default_sizes_train_on_a_cpu():
+    # Parameter counts only (no forward pass): a few hundred thousand each at MNIST size.
+    generator = biggan.build_biggan_generator()
+    discriminator = biggan.build_biggan_discriminator()
+    assert 2e5 < generator.count_params() < 1e6
+    assert 2e5 < discriminator.count_params() < 1e6
+
+
+def test_a_few_train_steps_give_finite_losses_and_move_the_ema(tiny_biggan):
+    gan, discriminator = tiny_biggan, tiny_biggan.discriminator
+    rng = np.random.default_rng(8)
+    images = tf.constant(rng.uniform(-1, 1, (4, 28, 28, 1)).astype(np.float32))
+    labels = tf.constant(rng.integers(0, NUM_CLASSES, 4))
+    d_before, ema_before = discriminator.get_weights(), gan.ema.model.get_weights()
+    for _ in range(2):
+        metrics = gan.train_step((images, labels))
+    for key in ("d_loss", "g_loss", "ortho", "D(x)", "D(G(z))"):
+        assert np.isfinite(float(metrics[key])), key
+    assert float(metrics["ortho"]) > 0
+    assert any(np.abs(a - b).max() > 0 for a, b in zip(d_before, discriminator.get_weights()))
+    assert any(np.abs(a - b).max() > 0 for a, b in zip(ema_before, gan.ema.model.get_weights()))
+    samples = gan.generate(np.zeros((3, LATENT_DIM), np.float32))
+    assert samples.shape == (3, 28, 28, 1)
+
+
+# ----------------------------------------------------------------------------- exercises
+def test_lab_06_exercises_are_registered():
+    names = [ex.name for ex in checks.load_lab("06")]
+    assert names == ["power_iteration", "hinge_d_loss", "truncated_normal_sample"]
+
+
+@pytest.mark.parametrize("name", ["power_iteration", "hinge_d_loss", "truncated_normal_sample"])
+def test_references_pass_their_checks(name):
+    ex = checks.get_exercise(name)
+    cases = checks.notebook_cases(ex)
+    assert len(cases) >= 5
+    result = run_checks(ex, ex.reference, cases)
+    assert result.passed, result.line()
+
+
+def _power_iteration_unnormalised(w, u, n=1):
+    v = w @ u
+    u_new = w.T @ v
+    return np.float32(v @ w @ u_new), u_new, v
+
+
+def _power_iteration_numpy(w, u, n=1):
+    for _ in range(n):
+        v = w @ u / np.linalg.norm(w @ u)
+        u = w.T @ v / np.linalg.norm(w.T @ v)
+    return v @ w @ u, u, v
+
+
+@pytest.mark.parametrize("name, fn, layer", [
+    ("power_iteration", _power_iteration_numpy, None),  # a NumPy answer passes too
+    ("power_iteration", _power_iteration_unnormalised, "values"),
+    ("power_iteration", lambda w, u, n=1: _power_iteration_numpy(w, u)[:2], "shape"),
+    ("power_iteration", lambda w, u, n=1: tuple(np.float64(a) for a in _power_iteration_numpy(w, u)), "dtype"),
+    ("hinge_d_loss", lambda real_logits, fake_logits: np.mean(np.maximum(0, 1 - real_logits))
+     + np.mean(np.maximum(0, 1 + fake_logits)), None),
+    ("hinge_d_loss", lambda real_logits, fake_logits: np.mean(1 - real_logits) + np.mean(1 + fake_logits), "values"),
+    ("hinge_d_loss", lambda real_logits, fake_logits: np.maximum(0, 1 - real_logits)
+     + np.maximum(0, 1 + fake_logits), "type"),
+    ("truncated_normal_sample", lambda z, threshold, draws: np.clip(z, -threshold, threshold), "values"),
+    ("truncated_normal_sample", lambda z, threshold, draws: np.where(np.abs(z) > threshold, draws[0], z), "values"),
+    ("truncated_normal_sample", lambda z, threshold: z, "signature"),
+])
+def test_exercise_checks_catch_mistakes_at_the_right_layer(name, fn, layer):
+    ex = checks.get_exercise(name)
+    result = run_checks(ex, fn, checks.notebook_cases(ex))
+    if layer is None:
+        assert result.passed, result.line()
+    else:
+        assert not result.passed and result.layer == layer, result.line()

@@ -14,6 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from gan_course.config import Profile, profile, setup  # noqa: E402
 from gan_course.checks import check, reference  # noqa: E402
+from gan_course import plotting  # noqa: E402,F401
 
 __version__ = "0.1.0"
 __all__ = ["Profile", "profile", "setup", "check", "reference", "__version__"]

@@ -59,6 +59,18 @@ def cmd_download(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_doctor(args) -> int:
+    from gan_course import doctor
+
+    return doctor.main()
+
+
+def cmd_grade(args) -> int:
+    from gan_course import grade
+
+    return grade.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gan-course", description="GAN Lab course tools.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -68,11 +80,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", metavar="NAME", help="datasets to fetch (default: all)")
     p.set_defaults(func=cmd_download)
 
+    p = sub.add_parser("doctor", help="check this machine for the labs and say how to fix what is missing")
+    p.set_defaults(func=cmd_doctor)
+
     p = sub.add_parser("release", help="write labs/ from solutions/ (solutions stripped)")
     p.add_argument("--check", action="store_true", help="only check that labs/ is in sync; exit 1 if not")
     p.add_argument("--solutions", help="solutions folder (default: ./solutions)")
     p.add_argument("--labs", help="labs folder (default: ./labs)")
     p.set_defaults(func=cmd_release)
+
+    p = sub.add_parser("grade", help="grade a folder of submitted notebooks against solutions/")
+    p.add_argument("submissions", help="folder with one notebook (or one folder) per student")
+    p.add_argument("--out", required=True, help="where grades.csv, results.json and feedback/ go")
+    p.add_argument("--lab", help="lab number (default: from the notebooks' metadata)")
+    p.add_argument("--workers", type=int, help="submissions graded at once (default: number of cores)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per exercise (default: 60)")
+    p.add_argument("--memory", type=int, default=2048, help="MiB per exercise beyond the libraries (default: 2048)")
+    p.add_argument("--seed", type=int, help="batch seed for the hidden inputs (default: fresh each run)")
+    p.set_defaults(func=cmd_grade)
     return parser
 
 

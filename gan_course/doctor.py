@@ -1,0 +1,263 @@
+"""`gan-course doctor`: is this machine ready for the labs, and if not, what to do.
+
+One line per finding, each `ok`, `warn` or `ERROR`; an error comes with the command
+or setting that fixes it, and makes the command exit non-zero.  An error is something
+that stops a lab (TensorFlow missing, a cache the labs cannot write to, a dataset file
+that fails its checksum); a warning is something a lab works around (a dataset not yet
+downloaded: the lab fetches it on first use, or runs on a labelled stand-in offline).
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+OK, WARN, ERROR = "ok", "warn", "ERROR"
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str  # OK, WARN or ERROR
+    topic: str
+    message: str
+    fix: str = ""
+
+
+def _pinned(distribution: str) -> str | None:
+    """The version specifier gan-course declares for `distribution` (from its metadata), if any."""
+    try:
+        from packaging.requirements import Requirement
+
+        requirements = importlib.metadata.requires("gan-course") or []
+    except (ImportError, importlib.metadata.PackageNotFoundError):
+        return None
+    for line in requirements:
+        requirement = Requirement(line)
+        if requirement.name.lower() == distribution:
+            return str(requirement.specifier)
+    return None
+
+
+def _version_ok(version: str, specifier: str | None) -> bool:
+    if not specifier:
+        return True
+    try:
+        from packaging.specifiers import SpecifierSet
+        from packaging.version import Version
+    except ImportError:  # pragma: no cover - packaging comes with pip and Jupyter
+        return True
+    return Version(version) in SpecifierSet(specifier)
+
+
+INSTALL_TF = "pip install -e '.[cpu]' (or '.[gpu]' on an NVIDIA machine) from the course folder"
+
+
+# ----------------------------------------------------------------------------- checks
+def check_python() -> list[Finding]:
+    return [Finding(OK, "python", f"Python {platform.python_version()} ({sys.executable})")]
+
+
+def check_frameworks() -> list[Finding]:
+    """TensorFlow and Keras importable, at the versions the course is tested with."""
+    findings = []
+    try:
+        import tensorflow as tf
+    except ImportError as err:
+        return [Finding(ERROR, "tensorflow", f"TensorFlow cannot be imported ({err})", INSTALL_TF)]
+    tf_pin = _pinned("tensorflow-cpu") or _pinned("tensorflow")
+    if _version_ok(tf.__version__, tf_pin):
+        findings.append(Finding(OK, "tensorflow", f"TensorFlow {tf.__version__}"))
+    else:
+        findings.append(Finding(WARN, "tensorflow", f"TensorFlow {tf.__version__}; the course is tested with {tf_pin}",
+                                INSTALL_TF))
+    try:
+        import keras
+    except ImportError as err:
+        findings.append(Finding(ERROR, "keras", f"Keras cannot be imported ({err})", "pip install 'keras>=3.15,<3.16'"))
+        return findings
+    keras_pin = _pinned("keras")
+    if not keras.__version__.startswith("3."):
+        findings.append(Finding(ERROR, "keras", f"Keras {keras.__version__}: the labs need Keras 3",
+                                f"pip install 'keras{keras_pin or '>=3.15'}'"))
+    elif _version_ok(keras.__version__, keras_pin):
+        findings.append(Finding(OK, "keras", f"Keras {keras.__version__} (backend {keras.backend.backend()})"))
+    else:
+        findings.append(Finding(WARN, "keras", f"Keras {keras.__version__}; the course is tested with {keras_pin}",
+                                f"pip install 'keras{keras_pin}'"))
+    return findings
+
+
+def _nvidia_smi() -> list[str]:
+    """`name, used MiB, total MiB` per GPU as the driver sees it (empty without a driver)."""
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return []
+    try:
+        out = subprocess.run([exe, "--query-gpu=name,memory.used,memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
+
+
+def check_gpus() -> list[Finding]:
+    """The GPUs TensorFlow sees, with memory growth turned on as every lab does."""
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return []  # already reported by check_frameworks
+    from gan_course.config import enable_memory_growth
+
+    gpus = tf.config.list_physical_devices("GPU")
+    driver = _nvidia_smi()
+    if not gpus:
+        if driver:
+            return [Finding(WARN, "gpu", f"the driver sees {len(driver)} GPU(s) ({driver[0].split(',')[0]}) "
+                                          "but TensorFlow sees none: it is the CPU build",
+                            "pip install -e '.[gpu]' (tensorflow[and-cuda]) after `pip uninstall tensorflow-cpu`")]
+        return [Finding(OK, "gpu", "no GPU: the labs run on the CPU (profile cpu, or smoke)")]
+    enable_memory_growth()
+    findings = []
+    for i, gpu in enumerate(gpus):
+        details = tf.config.experimental.get_device_details(gpu)
+        name = details.get("device_name", gpu.name)
+        memory = ""
+        if i < len(driver):
+            parts = [p.strip() for p in driver[i].split(",")]
+            if len(parts) == 3:
+                memory = f", {int(parts[1]) / 1024:.1f} of {int(parts[2]) / 1024:.1f} GiB in use"
+        growth = tf.config.experimental.get_memory_growth(gpu)
+        if growth:
+            findings.append(Finding(OK, "gpu", f"{gpu.name}: {name}{memory}, memory growth on"))
+        else:
+            findings.append(Finding(WARN, "gpu", f"{gpu.name}: {name}{memory}, memory growth OFF: "
+                                                 "one kernel takes all the GPU memory",
+                                    "start each lab with gc.setup(), or export TF_FORCE_GPU_ALLOW_GROWTH=true"))
+    return findings
+
+
+def check_profile() -> list[Finding]:
+    from gan_course.config import ENV_PROFILE, PROFILES, profile
+
+    try:
+        p = profile()
+    except ValueError as err:
+        return [Finding(ERROR, "profile", str(err), f"export {ENV_PROFILE}=" + "|".join(PROFILES) + " (or unset it)")]
+    except ImportError:  # choosing automatically needs TensorFlow, already reported
+        return [Finding(WARN, "profile", "cannot choose a profile without TensorFlow")]
+    standin = "stand-in data allowed" if p.allow_standin else "real data only"
+    return [Finding(OK, "profile", f"{p.name} ({p.reason}; {standin})")]
+
+
+def writable(folder: Path) -> str | None:
+    """None if a file can be created in `folder` (made if missing), else why not.
+
+    Tried for real rather than read from the permission bits: root ignores them, and a
+    read-only mount or a quota says no only when a file is written.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".doctor-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        return err.strerror or str(err)
+    return None
+
+
+def check_cache() -> list[Finding]:
+    from gan_course import data
+
+    cache = data.cache_dir()
+    reason = writable(cache)
+    if reason is None:
+        return [Finding(OK, "cache", f"{cache} is writable")]
+    return [Finding(ERROR, "cache", f"the data cache {cache} is not writable ({reason})",
+                    f"export {data.ENV_DATA}=<a folder you can write to>, e.g. {data.ENV_DATA}=$HOME/gan_course_data")]
+
+
+def check_datasets() -> list[Finding]:
+    from gan_course import data
+
+    findings = []
+    for name, dataset in data.DATASETS.items():
+        missing, corrupted = [], []
+        for file in dataset.files:
+            path = data.dataset_dir(name) / file.name
+            if not path.is_file():
+                missing.append(file)
+            elif not data.verify(path, file):
+                corrupted.append(path)
+        fetch = f"gan-course download {name}"
+        if corrupted:
+            findings.append(Finding(
+                ERROR, name, f"{', '.join(p.name for p in corrupted)} in {data.dataset_dir(name)} fails its checksum",
+                f"{fetch} (it replaces a damaged file with a fresh copy)"))
+        elif missing:
+            local = all(any(Path(p).is_file() for p, _ in f.local) for f in missing)
+            where = "from this machine's copy, no network needed" if local else "needs the network"
+            standin = f"; offline, labs use a labelled stand-in ({data.STANDINS[dataset.standin][0]})" \
+                if dataset.standin in data.STANDINS else ""
+            findings.append(Finding(WARN, name, f"not downloaded yet{standin}", f"{fetch} ({where})"))
+        else:
+            findings.append(Finding(OK, name, f"present, checksums verified ({data.dataset_dir(name)})"))
+    return findings
+
+
+def check_widgets() -> list[Finding]:
+    try:
+        import ipywidgets
+    except ImportError:
+        return [Finding(WARN, "widgets", "ipywidgets is missing: the sliders will not appear", "pip install ipywidgets")]
+    try:
+        widgets_lab = importlib.metadata.version("jupyterlab_widgets")
+    except importlib.metadata.PackageNotFoundError:
+        return [Finding(WARN, "widgets", f"ipywidgets {ipywidgets.__version__} without its JupyterLab extension",
+                        "pip install jupyterlab_widgets")]
+    return [Finding(OK, "widgets", f"ipywidgets {ipywidgets.__version__}, JupyterLab extension {widgets_lab}")]
+
+
+def check_hub_cache() -> list[Finding]:
+    folder = os.environ.get("TFHUB_CACHE_DIR")
+    if not folder:
+        return []
+    modules = [p for p in Path(folder).glob("*") if p.is_dir()] if Path(folder).is_dir() else []
+    return [Finding(OK, "tfhub", f"TF Hub cache {folder} ({len(modules)} module(s))")]
+
+
+CHECKS = (check_python, check_frameworks, check_gpus, check_profile, check_cache, check_datasets, check_widgets,
+          check_hub_cache)
+
+
+def run_checks() -> list[Finding]:
+    findings = []
+    for check in CHECKS:
+        findings.extend(check())
+    return findings
+
+
+def report(findings: list[Finding], out=None) -> int:
+    """Print the findings; return the exit status (1 when any is an error)."""
+    out = out or sys.stdout
+    print("GAN Lab doctor", file=out)
+    for f in findings:
+        print(f"  {f.level:<5}  {f.topic:<13} {f.message}", file=out)
+        if f.fix and f.level != OK:
+            print(f"  {'':<5}  {'':<13} fix: {f.fix}", file=out)
+    errors = sum(f.level == ERROR for f in findings)
+    warnings = sum(f.level == WARN for f in findings)
+    if errors:
+        print(f"{errors} problem(s) stop the labs: apply the fixes above, then run `gan-course doctor` again.", file=out)
+    else:
+        print(f"Ready for the labs ({warnings} warning(s)).", file=out)
+    return 1 if errors else 0
+
+
+def main() -> int:
+    return report(run_checks())

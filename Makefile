@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TF_EXTRA ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
 NBVAL := --nbval --nbval-cell-timeout=900 -p no:cacheprovider
 
-.PHONY: setup lab test unit notebooks release check-release clean
+.PHONY: setup lab test unit notebooks release check-release doctor clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,11 +25,14 @@ unit: setup
 check-release: setup
 	$(BIN)/gan-course release --check
 
+doctor: setup
+	$(BIN)/gan-course doctor
+
 notebooks: setup
 	GAN_COURSE_PROFILE=$${GAN_COURSE_PROFILE:-smoke} $(BIN)/python -m pytest -q $(NBVAL) labs/
 	GAN_COURSE_PROFILE=$${GAN_COURSE_PROFILE:-smoke} GAN_COURSE_STRICT=1 $(BIN)/python -m pytest -q $(NBVAL) solutions/
 
-test: unit check-release notebooks
+test: unit check-release doctor notebooks
 
 release: setup
 	$(BIN)/gan-course release

@@ -42,6 +42,7 @@ SIZES: dict[str, tuple] = {
     "dcgan_sample_every": (4, 100, 300),
     "dcgan_eval_every": (4, 250, 1000),
     "dcgan_eval_samples": (200, 1000, 5000),
+    "dcgan_histogram_samples": (500, 10000, 10000),
     "dcgan_interp_steps": (5, 9, 11),
     # lab 04: faces on CelebA
     "faces_images": (256, 20000, 100000),

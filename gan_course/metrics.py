@@ -239,7 +239,7 @@ def load_classifier(dataset: str = "mnist", epochs: int | None = None, train_lim
 
 
 # ----------------------------------------------------------------------------- evaluation
-def _samples_from(generator_or_samples, n: int, seed: int, value_range) -> np.ndarray:
+def sample_images(generator_or_samples, n: int, seed: int, value_range) -> np.ndarray:
     """Images in [-1, 1]: given as an array, or drawn from a generator with z ~ N(0, I)."""
     if hasattr(generator_or_samples, "input_shape") and callable(generator_or_samples):
         latent_dim = int(generator_or_samples.input_shape[-1])
@@ -277,7 +277,7 @@ def evaluate(generator_or_samples, dataset: str = "mnist", n: int | None = None,
     rng = np.random.default_rng(seed)
     reference = test.x[rng.choice(len(test), n, replace=False)]
     real = train.x[rng.choice(len(train), n, replace=False)]
-    fake = _samples_from(generator_or_samples, n, seed, value_range)
+    fake = sample_images(generator_or_samples, n, seed, value_range)
     if fake.shape[1:] != reference.shape[1:]:
         raise ValueError(f"generated images have shape {fake.shape[1:]}; the {dataset} classifier "
                          f"expects {reference.shape[1:]}")

@@ -1,7 +1,10 @@
 """Lab 02: convolution as a matrix C, transposed convolution as C^T, and size arithmetic.
 
-Single-channel 2-D, square inputs and kernels, cross-correlation as in tf.nn.conv2d.
-References: Dumoulin & Visin, "A guide to convolution arithmetic for deep learning" (2016).
+Single-channel 2-D, square inputs and kernels, cross-correlation as in tf.nn.conv2d;
+arrays are (side, side) float32 and flattened row by row.  Padding p is symmetric
+(p zeros on every side) unless TensorFlow's "same" is asked for by name.
+Reference: V. Dumoulin and F. Visin, "A guide to convolution arithmetic for deep
+learning" (2016), whose notation (i, k, s, p, o and i', o', a) the lab follows.
 """
 from __future__ import annotations
 
@@ -9,60 +12,56 @@ import numpy as np
 
 from gan_course.checks import exercise
 
+# Colours of the explorer and the figures (colour-blind safe "deep" palette).
+INPUT_COLOUR, ZERO_COLOUR, OUTPUT_COLOUR, KERNEL_COLOUR = "#4c72b0", "#dddddd", "#55a868", "#dd8452"
+
 
 # ----------------------------------------------------------------------------- sizes
 def _size_cases(rng):
     cases = [
-        {"i": 4, "k": 3, "s": 1, "padding": "valid"},
-        {"i": 1, "k": 1, "s": 1, "padding": "same"},
-        {"i": 7, "k": 3, "s": 2, "padding": "same"},
-        {"i": 5, "k": 4, "s": 3, "padding": 1},
+        {"i": 4, "k": 3, "s": 1, "p": 0},  # the hand-out's example: o = 2
+        {"i": 5, "k": 3, "s": 2, "p": 1},  # the hand-out's fractional-stride example: o = 3
+        {"i": 1, "k": 1, "s": 1, "p": "valid"},
+        {"i": 1, "k": 3, "s": 2, "p": "same"},
+        {"i": 7, "k": 3, "s": 2, "p": "same"},
+        {"i": 6, "k": 4, "s": 3, "p": "valid"},
     ]
-    for _ in range(6):
-        k = int(rng.integers(1, 6))
+    for _ in range(8):
+        k = int(rng.integers(1, 8))
         p = int(rng.integers(0, k))
-        cases.append({
-            "i": int(rng.integers(k, 30)), "k": k, "s": int(rng.integers(1, 5)),
-            "padding": ["valid", "same", p][int(rng.integers(0, 3))],
-        })
+        padding = ["valid", "same", p][int(rng.integers(0, 3))]
+        low = 1 if padding == "same" else max(1, k - 2 * (p if isinstance(padding, int) else 0))
+        cases.append({"i": int(rng.integers(low, 32)), "k": k, "s": int(rng.integers(1, 5)), "p": padding})
     return cases
 
 
 @exercise("02", cases=_size_cases,
-          hint="valid: floor((i + 2p - k) / s) + 1 with p = 0; same: ceil(i / s); an integer is p.")
-def conv_output_size(i, k, s=1, padding="valid"):
-    """Output side of a convolution (input i, kernel k, stride s) as tf.nn.conv2d computes it."""
-    if padding == "same":
+          hint="an int p or 'valid' (p = 0): floor((i + 2p - k) / s) + 1 (use //); 'same': ceil(i / s) = -(-i // s).")
+def conv_output_size(i, k, s=1, p=0):
+    """Output side of a convolution as tf.nn.conv2d computes it.
+
+    i: input side, k: kernel side, s: stride, p: zeros on each side (an int), or the
+    names "valid" (p = 0) and "same" (TensorFlow pads so that o = ceil(i / s)).
+    """
+    if p == "same":
         return -(-i // s)
-    p = 0 if padding == "valid" else int(padding)
+    p = 0 if p == "valid" else int(p)
     return (i + 2 * p - k) // s + 1
 
 
-def _transposed_cases(rng):
-    cases = [
-        {"i": 2, "k": 3, "s": 1, "p": 0, "output_padding": 0},
-        {"i": 1, "k": 1, "s": 1, "p": 0, "output_padding": 0},
-        {"i": 7, "k": 5, "s": 2, "p": 2, "output_padding": 1},
-        {"i": 3, "k": 4, "s": 2, "p": 1, "output_padding": 0},
-    ]
-    for _ in range(6):
-        s = int(rng.integers(1, 4))
-        k = int(rng.integers(1, 6))
-        cases.append({"i": int(rng.integers(1, 16)), "k": k, "s": s, "p": int(rng.integers(0, (k + 1) // 2)),
-                      "output_padding": int(rng.integers(0, s))})
-    return cases
-
-
-@exercise("02", cases=_transposed_cases,
-          hint="o' = s (i' - 1) + a + k - 2p, where a is the output_padding.")
-def transposed_output_size(i, k, s=1, p=0, output_padding=0):
-    """Output side of a transposed convolution (Dumoulin & Visin; Keras' output_padding is a)."""
-    return s * (i - 1) + output_padding + k - 2 * p
+def same_padding(i, k, s=1):
+    """The zeros TensorFlow's "same" adds before and after (the odd one goes after)."""
+    total = max((conv_output_size(i, k, s, "same") - 1) * s + k - i, 0)
+    return total // 2, total - total // 2
 
 
 # ----------------------------------------------------------------------------- the matrix C
 def _matrix_cases(rng):
-    shapes = [(4, 3, 1, 0), (1, 1, 1, 0), (5, 3, 2, 0), (5, 2, 1, 1), (6, 3, 2, 1), (7, 4, 3, 0)]
+    shapes = [(4, 3, 1, 0), (1, 1, 1, 0), (5, 3, 2, 1), (5, 2, 1, 1), (7, 4, 3, 0), (3, 3, 2, 2)]
+    for _ in range(4):
+        k = int(rng.integers(1, 6))
+        p = int(rng.integers(0, k))
+        shapes.append((int(rng.integers(max(1, k - 2 * p), 10)), k, int(rng.integers(1, 4)), p))
     return [
         {"kernel": rng.normal(size=(k, k)).astype(np.float32), "input_size": i, "stride": s, "padding": p}
         for i, k, s, p in shapes
@@ -70,9 +69,10 @@ def _matrix_cases(rng):
 
 
 @exercise("02", cases=_matrix_cases,
-          hint="row r of C is output pixel r; put kernel[a, b] at column (row*s - p + a) * i + (col*s - p + b).")
+          hint="row r*o + c of C is output pixel (r, c); kernel[a, b] goes to column y*i + x with "
+               "y = r*s - p + a, x = c*s - p + b, skipped when (y, x) falls on the padding.")
 def conv_matrix(kernel, input_size, stride=1, padding=0):
-    """The (o*o, i*i) matrix C with C @ x.ravel() == conv2d(x) (zero padding p, stride s)."""
+    """The (o*o, i*i) float32 matrix C with C @ x.ravel() == conv2d(x).ravel() (stride s, p zeros)."""
     kernel = np.asarray(kernel, np.float32)
     k = kernel.shape[0]
     i, s, p = input_size, stride, padding
@@ -83,180 +83,324 @@ def conv_matrix(kernel, input_size, stride=1, padding=0):
             for a in range(k):
                 for b in range(k):
                     y, x = r * s - p + a, c * s - p + b
-                    if 0 <= y < i and 0 <= x < i:  # taps on the zero padding contribute nothing
+                    if 0 <= y < i and 0 <= x < i:  # taps on the zero padding multiply zeros: no column
                         C[r * o + c, y * i + x] = kernel[a, b]
     return C
 
 
-def _transpose_cases(rng):
-    shapes = [(4, 3, 1), (1, 1, 1), (5, 3, 2), (7, 3, 2), (6, 2, 2), (9, 4, 3)]
-    cases = []
-    for i, k, s in shapes:
-        o = conv_output_size(i, k, s)
-        cases.append({"y": rng.normal(size=(o, o)).astype(np.float32),
-                      "kernel": rng.normal(size=(k, k)).astype(np.float32), "input_size": i, "stride": s})
+# ----------------------------------------------------------------------------- transposed convolution
+def _transposed_cases(rng):
+    cases = [
+        {"i": 2, "k": 3, "s": 1, "p": 0, "output_padding": 0},  # undoes the 4x4 -> 2x2 convolution
+        {"i": 3, "k": 3, "s": 2, "p": 1, "output_padding": 0},  # the hand-out's fractional-stride example
+        {"i": 1, "k": 1, "s": 1, "p": 0, "output_padding": 0},
+        {"i": 7, "k": 5, "s": 2, "p": 2, "output_padding": 1},  # DCGAN: 7 -> 14
+        {"i": 3, "k": 4, "s": 3, "p": 1, "output_padding": 2},
+    ]
+    for _ in range(8):
+        s, k = int(rng.integers(1, 5)), int(rng.integers(1, 8))
+        cases.append({"i": int(rng.integers(1, 20)), "k": k, "s": s, "p": int(rng.integers(0, (k + 1) // 2)),
+                      "output_padding": int(rng.integers(0, s))})
     return cases
 
 
+@exercise("02", cases=_transposed_cases,
+          hint="o' = s (i' - 1) + a + k - 2p, with a = output_padding.")
+def transposed_output_size(i, k, s=1, p=0, output_padding=0):
+    """Output side o' of a transposed convolution with input side i' = i (Dumoulin & Visin).
+
+    output_padding is their a (Keras' output_padding): the extra rows the stride hides.
+    """
+    return s * (i - 1) + output_padding + k - 2 * p
+
+
+def output_padding_to_invert(i, k, s=1, p=0):
+    """The a for which a transposed convolution gives back side i: a = (i + 2p - k) mod s.
+
+    A convolution maps s different input sides to the same output side (the last
+    (i + 2p - k) mod s rows are never reached by the kernel); a says which one to return.
+    """
+    return (i + 2 * p - k) % s
+
+
+def _transpose_cases(rng):
+    settings = [(2, 3, 1, 0, 0), (1, 1, 1, 0, 0), (3, 3, 2, 1, 0), (3, 3, 2, 0, 1), (4, 4, 2, 1, 0), (1, 2, 3, 0, 2)]
+    for _ in range(4):
+        s, k = int(rng.integers(1, 4)), int(rng.integers(1, 6))
+        settings.append((int(rng.integers(1, 7)), k, s, int(rng.integers(0, (k + 1) // 2)), int(rng.integers(0, s))))
+    return [
+        {"x": rng.normal(size=(i, i)).astype(np.float32), "kernel": rng.normal(size=(k, k)).astype(np.float32),
+         "stride": s, "padding": p, "output_padding": a}
+        for i, k, s, p, a in settings
+    ]
+
+
 @exercise("02", cases=_transpose_cases,
-          hint="build C for the forward convolution (input_size, stride), then x = (C.T @ y.ravel()) reshaped.")
-def conv_transpose_via_matrix(y, kernel, input_size, stride=1):
-    """Transposed convolution of y (o, o) as C^T y, back to (input_size, input_size); VALID padding."""
-    C = conv_matrix(kernel, input_size, stride, 0)
-    return (C.T @ np.asarray(y, np.float32).ravel()).reshape(input_size, input_size)
+          hint="the output side is o' = transposed_output_size(i', k, s, p, a); build C for the forward "
+               "convolution of an o' x o' input, then reshape C.T @ x.ravel() to (o', o').")
+def conv_transpose_via_matrix(x, kernel, stride=1, padding=0, output_padding=0):
+    """Transposed convolution of x (i', i') as C^T x: the (o', o') float32 array tf.nn.conv2d_transpose gives."""
+    kernel = np.asarray(kernel, np.float32)
+    x = np.asarray(x, np.float32)
+    side = transposed_output_size(x.shape[0], kernel.shape[0], stride, padding, output_padding)
+    C = conv_matrix(kernel, side, stride, padding)
+    return (C.T @ x.ravel()).reshape(side, side)
 
 
-def conv2d(x, kernel, stride=1, padding="VALID"):
-    """tf.nn.conv2d on one single-channel 2-D image, for side-by-side checks."""
+# ----------------------------------------------------------------------------- zero insertion
+def _zero_insert_cases(rng):
+    settings = [(3, 2), (1, 3), (2, 1), (4, 3), (5, 2)] + [(int(rng.integers(1, 9)), int(rng.integers(1, 5)))
+                                                           for _ in range(4)]
+    return [{"x": rng.normal(size=(n, n)).astype(np.float32), "stride": s} for n, s in settings]
+
+
+@exercise("02", cases=_zero_insert_cases,
+          hint="the result has side (n - 1) * stride + 1; start from zeros and fill every stride-th row and column.")
+def zero_insert(x, stride):
+    """x (n, n) with stride - 1 zeros put between neighbouring pixels: ((n-1)*stride + 1)^2, float32."""
+    x = np.asarray(x, np.float32)
+    n = x.shape[0]
+    out = np.zeros(((n - 1) * stride + 1,) * 2, np.float32)
+    out[::stride, ::stride] = x
+    return out
+
+
+def _pad_or_crop(x, before, after):
+    """Zero-pad a square array, or crop it where a side's amount is negative."""
+    x = np.pad(x, [(max(before, 0), max(after, 0))] * 2)
+    n = x.shape[0]
+    lo, hi = max(-before, 0), n - max(-after, 0)
+    return x[lo:hi, lo:hi]
+
+
+def conv_transpose_by_zero_insertion(x, kernel, stride=1, padding=0, output_padding=0):
+    """A transposed convolution as an ordinary stride-1 convolution (the "fractional stride").
+
+    Insert stride - 1 zeros between pixels, pad with k - 1 - p zeros (plus a = output_padding
+    more after), and slide the kernel flipped by 180 degrees over it with stride 1.
+    """
+    kernel = np.asarray(kernel, np.float32)
+    k = kernel.shape[0]
+    z = _pad_or_crop(zero_insert(x, stride), k - 1 - padding, k - 1 - padding + output_padding)
+    return conv2d(z, kernel[::-1, ::-1], 1, 0)
+
+
+# ----------------------------------------------------------------------------- TensorFlow, side by side
+def _tf_padding(padding):
+    if isinstance(padding, str):
+        return padding.upper()
+    return [[0, 0], [padding, padding], [padding, padding], [0, 0]]
+
+
+def conv2d(x, kernel, stride=1, padding=0):
+    """tf.nn.conv2d on one single-channel 2-D image; padding is an int p, "valid" or "same"."""
     import tensorflow as tf
 
     x = tf.constant(np.asarray(x, np.float32)[None, :, :, None])
     w = tf.constant(np.asarray(kernel, np.float32)[:, :, None, None])
-    if isinstance(padding, int):
-        padding = [[0, 0], [padding, padding], [padding, padding], [0, 0]]
-    return tf.nn.conv2d(x, w, strides=stride, padding=padding).numpy()[0, :, :, 0]
+    return tf.nn.conv2d(x, w, strides=stride, padding=_tf_padding(padding)).numpy()[0, :, :, 0]
 
 
-def conv2d_transpose(y, kernel, output_size, stride=1, padding="VALID"):
-    """tf.nn.conv2d_transpose on one single-channel 2-D image."""
+def conv2d_transpose(x, kernel, stride=1, padding=0, output_padding=0):
+    """tf.nn.conv2d_transpose on one single-channel 2-D image, output side from the size relation."""
     import tensorflow as tf
 
-    y = tf.constant(np.asarray(y, np.float32)[None, :, :, None])
-    w = tf.constant(np.asarray(kernel, np.float32)[:, :, None, None])
-    out = tf.nn.conv2d_transpose(y, w, output_shape=[1, output_size, output_size, 1], strides=stride, padding=padding)
+    x = np.asarray(x, np.float32)
+    kernel = np.asarray(kernel, np.float32)
+    side = transposed_output_size(x.shape[0], kernel.shape[0], stride, padding, output_padding)
+    out = tf.nn.conv2d_transpose(tf.constant(x[None, :, :, None]), tf.constant(kernel[:, :, None, None]),
+                                 output_shape=[1, side, side, 1], strides=stride, padding=_tf_padding(padding))
     return out.numpy()[0, :, :, 0]
 
 
-def zero_insert(y, stride):
-    """Put stride-1 zeros between neighbouring pixels: the 'fractional stride' of a transposed convolution."""
-    y = np.asarray(y, np.float32)
-    n = y.shape[0]
-    out = np.zeros(((n - 1) * stride + 1,) * 2, np.float32)
-    out[::stride, ::stride] = y
-    return out
+def input_gradient(y_grad, kernel, input_size, stride=1, padding=0):
+    """dL/dx of L = sum(conv2d(x) * y_grad), from tf.GradientTape (it does not depend on x)."""
+    import tensorflow as tf
+
+    x = tf.Variable(tf.zeros((1, input_size, input_size, 1)))
+    w = tf.constant(np.asarray(kernel, np.float32)[:, :, None, None])
+    with tf.GradientTape() as tape:
+        y = tf.nn.conv2d(x, w, strides=stride, padding=_tf_padding(padding))
+        loss = tf.reduce_sum(y * np.asarray(y_grad, np.float32)[None, :, :, None])
+    return tape.gradient(loss, x).numpy()[0, :, :, 0]
 
 
-def conv_transpose_by_zero_insertion(y, kernel, stride=1):
-    """Transposed convolution as an ordinary stride-1 convolution: zero insertion, k-1 padding, flipped kernel."""
-    kernel = np.asarray(kernel, np.float32)
-    k = kernel.shape[0]
-    z = zero_insert(y, stride)
-    return conv2d(z, kernel[::-1, ::-1], 1, k - 1)
-
-
+# ----------------------------------------------------------------------------- checkerboards
 def overlap_counts(i, k, s):
-    """How many kernel taps land on each output pixel of a transposed convolution (ones in, ones kernel)."""
-    o = transposed_output_size(i, k, s)
-    return conv2d_transpose(np.ones((i, i)), np.ones((k, k)), o, s)
+    """Kernel taps landing on each output pixel of a transposed convolution (ones in, ones kernel)."""
+    return conv2d_transpose(np.ones((i, i)), np.ones((k, k)), s)
 
 
-# ----------------------------------------------------------------------------- figures
-def draw_grids(i, k, s, p, mode="conv", ax=None):
-    """Draw input and output grids of a convolution or a transposed convolution.
+def resize_conv_counts(i, k, s):
+    """The same count for nearest-neighbour resizing by s followed by a k x k "same" convolution."""
+    resized = np.kron(np.ones((i, i), np.float32), np.ones((s, s), np.float32))
+    return conv2d(resized, np.ones((k, k)), 1, "same")
 
-    conv: the input (blue) with its zero padding (grey), the kernel's first footprint
-    (orange) and the output grid.  transposed: the input with zeros inserted between pixels
-    (fractional stride) and k-1-p padding, then the output it produces.
+
+def checkerboard_figure(i=4, k=3, s=2):
+    """A constant input upsampled by s three ways: taps per output pixel, uneven when s does not divide k."""
+    import matplotlib.pyplot as plt
+
+    panels = [
+        (f"transposed conv, k={k}, s={s}", overlap_counts(i, k, s)),
+        (f"transposed conv, k={2 * s}, s={s}", overlap_counts(i, 2 * s, s)),
+        (f"resize ×{s} + conv k={k} (same)", resize_conv_counts(i, k, s)),
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.3))
+    for ax, (name, counts) in zip(axes, panels):
+        im = ax.imshow(counts, cmap="magma", vmin=0)
+        inner = counts[k:-k, k:-k] if counts.shape[0] > 2 * k else counts
+        ax.set_title(f"{name}\ninterior taps per pixel: {inner.min():.0f}–{inner.max():.0f}")
+        ax.set_xlabel("output column")
+        ax.set_ylabel("output row")
+        fig.colorbar(im, ax=ax, fraction=0.046, label="kernel taps")
+    fig.suptitle(f"A constant {i}×{i} input, uniform kernel: how many kernel taps reach each output pixel")
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- the explorer
+def explorer_output_size(i, k, s, p, mode="conv"):
+    """The output side the explorer shows: o for a convolution, o' (a = 0) for a transposed one."""
+    return conv_output_size(i, k, s, p) if mode == "conv" else transposed_output_size(i, k, s, p)
+
+
+def draw_grids(i, k, s, p, mode="conv", position=0, ax=None):
+    """Draw the input and output grids of a convolution or of a transposed convolution.
+
+    conv: the i x i input (blue) inside its p rings of zero padding (grey), the kernel's
+    footprint (orange) for output pixel `position` (row by row), and the o x o output.
+    Input cells the kernel never reaches are hatched.  transposed: the equivalent stride-1
+    convolution: i' x i' pixels with s - 1 zeros inserted between them and k - 1 - p rings of
+    zeros around (a negative amount crops, drawn crossed out), and the o' x o' output.
     """
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
     if ax is None:
-        fig, ax = plt.subplots(figsize=(8.5, 4.6))
+        fig, ax = plt.subplots(figsize=(9, 5))
     else:
         fig = ax.figure
     ax.clear()
+    o = explorer_output_size(i, k, s, p, mode)
     if mode == "conv":
-        o = conv_output_size(i, k, s, p)
-        pad_in, inner, ins = p, i, 1
-        title = f"convolution: i={i}, k={k}, s={s}, p={p} → o = ⌊(i+2p−k)/s⌋+1 = {o}"
+        pad, gap, step = p, 1, s
+        title = f"convolution  i={i}, k={k}, s={s}, p={p}:  o = ⌊(i + 2p − k)/s⌋ + 1 = {o}"
     else:
-        o = transposed_output_size(i, k, s, p)
-        pad_in, inner, ins = k - 1 - p, i, s
-        title = f"transposed: i'={i}, k={k}, s={s}, p={p} → o' = s(i'−1)+k−2p = {o}"
-    if o < 1 or pad_in < 0:
-        ax.text(0.5, 0.5, f"no valid output for these settings (o = {o})", ha="center", va="center",
-                transform=ax.transAxes)
-        ax.set_title(title)
-        ax.axis("off")
-        return fig
-    stretched = (inner - 1) * ins + 1
-    full = stretched + 2 * pad_in
-    for r in range(full):
-        for c in range(full):
-            rr, cc = r - pad_in, c - pad_in
-            real = 0 <= rr < stretched and 0 <= cc < stretched and rr % ins == 0 and cc % ins == 0
-            ax.add_patch(Rectangle((c, -r - 1), 1, 1, facecolor="#4c72b0" if real else "#dddddd",
-                                   edgecolor="white", linewidth=1))
-    ax.add_patch(Rectangle((0, -k), k, k, fill=False, edgecolor="#dd8452", linewidth=3))
-    offset = full + 2
-    for r in range(o):
-        for c in range(o):
-            ax.add_patch(Rectangle((offset + c, -r - 1), 1, 1, facecolor="#55a868", edgecolor="white", linewidth=1))
-    ax.add_patch(Rectangle((offset, -1), 1, 1, fill=False, edgecolor="#dd8452", linewidth=3))
-    ax.annotate("", xy=(offset - 0.3, -full / 2), xytext=(full + 0.3, -full / 2),
-                arrowprops={"arrowstyle": "->", "lw": 2})
-    ax.text(full / 2, 0.4, f"input ({'padded ' if pad_in else ''}{full}×{full})", ha="center")
-    ax.text(offset + o / 2, 0.4, f"output ({o}×{o})", ha="center")
-    ax.set_xlim(-0.5, offset + o + 0.5)
-    ax.set_ylim(-max(full, o) - 0.5, 1.2)
-    ax.set_aspect("equal")
-    ax.set_xlabel("blue: input pixels · grey: zeros (padding / inserted) · orange: kernel at its first position")
+        pad, gap, step = k - 1 - p, s, 1
+        title = f"transposed convolution  i'={i}, k={k}, s={s}, p={p}:  o' = s(i' − 1) + k − 2p = {o}"
+    ax.set_title(title, fontsize=12)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(title)
+    if o < 1:
+        why = f"the kernel (k={k}) does not fit" if mode == "conv" else f"the padding (p={p}) crops everything"
+        ax.text(0.5, 0.5, f"no output: {why} (size {o})", ha="center", va="center",
+                fontsize=12, transform=ax.transAxes)
+        for side in ax.spines.values():
+            side.set_visible(False)
+        return fig
+
+    stretched = (i - 1) * gap + 1  # input side after zero insertion (gap 1: unchanged)
+    full = stretched + 2 * pad  # negative pad: the ring that is cropped away
+    drawn = max(full, stretched)
+    shift = max(-pad, 0)  # drawn-grid index of the first cell the kernel sees
+    position = min(max(int(position), 0), o * o - 1)
+    row, col = divmod(position, o)
+    reach = (o - 1) * step + k  # cells of the (padded) input the kernel ever covers
+    for r in range(drawn):
+        for c in range(drawn):
+            rr, cc = r - max(pad, 0), c - max(pad, 0)
+            pixel = 0 <= rr < stretched and 0 <= cc < stretched and rr % gap == 0 and cc % gap == 0
+            cropped = pad < 0 and not (shift <= r < drawn - shift and shift <= c < drawn - shift)
+            unused = not cropped and (r - shift >= reach or c - shift >= reach)
+            ax.add_patch(Rectangle((c, r), 1, 1, facecolor=INPUT_COLOUR if pixel else ZERO_COLOUR,
+                                   edgecolor="white", linewidth=1,
+                                   hatch="xx" if cropped else ("//" if unused else None), alpha=0.45 if cropped else 1))
+    top, left = shift + row * step, shift + col * step
+    ax.add_patch(Rectangle((left, top), k, k, facecolor=KERNEL_COLOUR, alpha=0.3, edgecolor="none"))
+    ax.add_patch(Rectangle((left, top), k, k, fill=False, edgecolor=KERNEL_COLOUR, linewidth=3))
+
+    offset = drawn + 3
+    for r in range(o):
+        for c in range(o):
+            ax.add_patch(Rectangle((offset + c, r), 1, 1, facecolor=OUTPUT_COLOUR, edgecolor="white", linewidth=1))
+    ax.add_patch(Rectangle((offset + col, row), 1, 1, facecolor=KERNEL_COLOUR, edgecolor=KERNEL_COLOUR, linewidth=3))
+    middle = drawn / 2
+    ax.annotate("", xy=(offset - 0.4, middle), xytext=(drawn + 0.4, middle), arrowprops={"arrowstyle": "->", "lw": 2})
+    if mode == "conv":
+        what = f"input {i}×{i}" + (f", padded to {full}×{full}" if p else "")
+    else:
+        what = f"input {i}×{i}" + (f", zeros inserted: {stretched}×{stretched}" if s > 1 else "")
+        what += (f", padded to {full}×{full}" if pad > 0 else f", cropped to {full}×{full}" if pad < 0 else "")
+    ax.text(drawn / 2, -0.5, what, ha="center", va="bottom", fontsize=10)
+    ax.text(offset + o / 2, -0.5, f"output {o}×{o}", ha="center", va="bottom", fontsize=10)
+    legend = ["blue: input pixel", "grey: zero (padding" + (" or inserted)" if mode != "conv" and s > 1 else ")"),
+              f"orange: kernel footprint for output pixel ({row}, {col})"]
+    if mode == "conv" and reach < full:
+        legend.append(f"hatched: never reached, (i + 2p − k) mod s = {(i + 2 * p - k) % s}")
+    if pad < 0:
+        legend.append("crossed: cropped (p > k − 1)")
+    ax.set_xlabel(" · ".join(legend[:2]) + "\n" + " · ".join(legend[2:]), fontsize=10)
+    ax.set_xlim(-0.3, offset + o + 0.3)
+    ax.set_ylim(max(drawn, o) + 0.3, -1.6)  # rows go down, as in an image
+    ax.set_aspect("equal")
+    for side in ax.spines.values():
+        side.set_visible(False)
     return fig
 
 
 def conv_explorer(max_size=12):
-    """Sliders for i, k, s, p and a conv / transposed toggle; the grids redraw in place."""
+    """Sliders for i, k, s, p, a conv / transposed toggle and the kernel's position; redraws in place.
+
+    Returns the widget box; `box.controls` are the widgets, `box.state` holds the last figure
+    and the values it was drawn with (what a test or a later cell can look at).
+    """
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
     from IPython.display import display
 
+    def slider(value, low, high, description):
+        return widgets.IntSlider(value, low, high, description=description, continuous_update=False,
+                                 style={"description_width": "initial"})
+
     controls = {
-        "i": widgets.IntSlider(4, 1, max_size, description="i (input)", continuous_update=False),
-        "k": widgets.IntSlider(3, 1, 7, description="k (kernel)", continuous_update=False),
-        "s": widgets.IntSlider(1, 1, 4, description="s (stride)", continuous_update=False),
-        "p": widgets.IntSlider(0, 0, 3, description="p (padding)", continuous_update=False),
-        "mode": widgets.ToggleButtons(options=[("convolution", "conv"), ("transposed", "transposed")]),
+        "i": slider(4, 1, max_size, "i (input side)"),
+        "k": slider(3, 1, 7, "k (kernel side)"),
+        "s": slider(1, 1, 4, "s (stride)"),
+        "p": slider(0, 0, 3, "p (padding)"),
+        "mode": widgets.ToggleButtons(options=[("convolution", "conv"), ("transposed convolution", "transposed")]),
+        "position": slider(0, 0, 3, "kernel at output pixel #"),
     }
     out = widgets.Output()
-    state = {}
+    state = {"drawing": False}
 
     def redraw(_=None):
-        values = {name: w.value for name, w in controls.items()}
-        with out:
-            try:
+        if state["drawing"]:  # changing position.max below may move position: one redraw is enough
+            return
+        state["drawing"] = True
+        values = {}
+        try:
+            values = {name: w.value for name, w in controls.items() if name != "position"}
+            o = explorer_output_size(**values)
+            controls["position"].max = max(o * o - 1, 0)
+            values["position"] = controls["position"].value
+            fig = draw_grids(**values)
+            state["fig"], state["values"] = fig, values
+            with out:
                 out.clear_output(wait=True)
-                fig = draw_grids(**values)
-                state["fig"], state["values"] = fig, values
                 display(fig)
-                plt.close(fig)
-            except Exception as err:  # show the error in the notebook, keep the widget alive
+            plt.close(fig)
+        except Exception as err:  # show the error where the figure would be, keep the sliders alive
+            with out:
+                out.clear_output(wait=True)
                 print(f"Could not draw {values}: {type(err).__name__}: {err}")
+        finally:
+            state["drawing"] = False
 
     for w in controls.values():
         w.observe(redraw, names="value")
     redraw()
     box = widgets.VBox([widgets.HBox([controls["i"], controls["k"]]), widgets.HBox([controls["s"], controls["p"]]),
-                        controls["mode"], out])
+                        widgets.HBox([controls["mode"], controls["position"]]), out])
     box.controls, box.output, box.state, box.redraw = controls, out, state, redraw
     return box
-
-
-def checkerboard_figure(i=4, k=3, s=2):
-    """Uneven overlap of a transposed convolution (k not divisible by s) against k divisible by s."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4))
-    for ax, kk in zip(axes, (k, 2 * s)):
-        counts = overlap_counts(i, kk, s)
-        im = ax.imshow(counts, cmap="magma")
-        ax.set_title(f"k={kk}, s={s}: taps per output pixel\n(min {counts.min():.0f}, max {counts.max():.0f})")
-        ax.set_xlabel("output column")
-        ax.set_ylabel("output row")
-        fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.suptitle("Checkerboard: a constant input through a transposed convolution with a uniform kernel")
-    fig.tight_layout()
-    return fig

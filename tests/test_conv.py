@@ -1,4 +1,4 @@
-"""Lab 02's helpers against TensorFlow, over many random (i, k, s, p)."""
+"""Lab 02's helpers against TensorFlow and Keras, over many random (i, k, s, p)."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -10,117 +10,180 @@ from gan_course import conv
 from gan_course.checks import REGISTRY, notebook_cases, run_checks
 
 SETTINGS = settings(max_examples=40, deadline=None)
+seeds = st.integers(0, 2**31 - 1)
 
 
 @st.composite
-def conv_setting(draw, max_padding=True):
-    k = draw(st.integers(1, 5))
-    i = draw(st.integers(k, 12))
+def conv_setting(draw):
+    """(i, k, s, p) of a convolution with at least one output pixel; p may exceed k - 1."""
+    k = draw(st.integers(1, 6))
+    p = draw(st.integers(0, 3))
+    i = draw(st.integers(max(1, k - 2 * p), 13))
     s = draw(st.integers(1, 4))
-    p = draw(st.integers(0, (k - 1) // 2)) if max_padding else 0
     return i, k, s, p
 
 
+@st.composite
+def transposed_setting(draw):
+    """(i', k, s, p, a) of a transposed convolution with a non-empty output, 0 <= a < s."""
+    k = draw(st.integers(1, 6))
+    s = draw(st.integers(1, 4))
+    a = draw(st.integers(0, s - 1))
+    p = draw(st.integers(0, k))
+    i = draw(st.integers(1, 7))
+    if conv.transposed_output_size(i, k, s, p, a) < 1:
+        i = i + (2 * p) // s + 1
+    return i, k, s, p, a
+
+
+def spread_with_trailing_zeros(x, stride):
+    """A classic zero-insertion slip: zeros after the last pixel too, side n * stride."""
+    cell = np.zeros((stride, stride), np.float32)
+    cell[0, 0] = 1
+    return np.kron(x, cell)
+
+
+def rand(rng, side):
+    return rng.normal(size=(side, side)).astype(np.float32)
+
+
 @SETTINGS
-@given(conv_setting(), st.sampled_from(["valid", "same", "explicit"]))
-def test_conv_output_size_matches_tf(setting, mode):
+@given(conv_setting(), st.sampled_from(["explicit", "valid", "same"]))
+def test_conv_output_size_is_the_side_tf_conv2d_produces(setting, mode):
     i, k, s, p = setting
     padding = p if mode == "explicit" else mode
-    tf_padding = p if mode == "explicit" else mode.upper()
-    out = conv.conv2d(np.zeros((i, i)), np.ones((k, k)), s, tf_padding)
+    if mode == "valid" and i < k:
+        return
+    out = conv.conv2d(np.zeros((i, i)), np.ones((k, k)), s, padding)
     assert conv.conv_output_size(i, k, s, padding) == out.shape[0]
+    if mode == "same":
+        before, after = conv.same_padding(i, k, s)
+        assert (i + before + after - k) // s + 1 == out.shape[0] and after - before in (0, 1)
 
 
 @SETTINGS
-@given(conv_setting(), st.integers(0, 2**31 - 1))
-def test_conv_matrix_times_x_is_conv2d(setting, seed):
+@given(conv_setting(), seeds)
+def test_conv_matrix_times_x_is_tf_conv2d(setting, seed):
     i, k, s, p = setting
     rng = np.random.default_rng(seed)
-    x = rng.normal(size=(i, i)).astype(np.float32)
-    w = rng.normal(size=(k, k)).astype(np.float32)
+    x, w = rand(rng, i), rand(rng, k)
     o = conv.conv_output_size(i, k, s, p)
     C = conv.conv_matrix(w, i, s, p)
-    assert C.shape == (o * o, i * i)
-    np.testing.assert_allclose((C @ x.ravel()).reshape(o, o), conv.conv2d(x, w, s, p), atol=1e-4)
+    assert C.shape == (o * o, i * i) and C.dtype == np.float32
+    np.testing.assert_allclose((C @ x.ravel()).reshape(o, o), conv.conv2d(x, w, s, p), rtol=1e-4, atol=1e-4)
 
 
 @SETTINGS
-@given(conv_setting(max_padding=False), st.integers(0, 2**31 - 1))
-def test_transpose_is_c_transpose_and_the_input_gradient(setting, seed):
-    import tensorflow as tf
-
-    i, k, s, _ = setting
+@given(transposed_setting(), seeds)
+def test_c_transpose_is_tf_conv2d_transpose_and_the_input_gradient(setting, seed):
+    i, k, s, p, a = setting
     rng = np.random.default_rng(seed)
-    w = rng.normal(size=(k, k)).astype(np.float32)
-    o = conv.conv_output_size(i, k, s)
-    y = rng.normal(size=(o, o)).astype(np.float32)
-    ours = conv.conv_transpose_via_matrix(y, w, i, s)
-    np.testing.assert_allclose(ours, conv.conv2d_transpose(y, w, i, s), atol=1e-4)
-    x = tf.Variable(np.zeros((1, i, i, 1), np.float32))
-    with tf.GradientTape() as tape:
-        out = tf.nn.conv2d(x, w[:, :, None, None], strides=s, padding="VALID")
-        loss = tf.reduce_sum(out * y[None, :, :, None])
-    np.testing.assert_allclose(tape.gradient(loss, x).numpy()[0, :, :, 0], ours, atol=1e-4)
+    x, w = rand(rng, i), rand(rng, k)
+    ours = conv.conv_transpose_via_matrix(x, w, s, p, a)
+    side = conv.transposed_output_size(i, k, s, p, a)
+    assert ours.shape == (side, side) and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, conv.conv2d_transpose(x, w, s, p, a), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(ours, conv.input_gradient(x, w, side, s, p), rtol=1e-4, atol=1e-4)
 
 
 @SETTINGS
-@given(conv_setting(max_padding=False), st.integers(0, 2**31 - 1))
-def test_zero_insertion_equals_conv2d_transpose(setting, seed):
-    i, k, s, _ = setting
+@given(transposed_setting(), seeds)
+def test_zero_insertion_then_flipped_convolution_is_conv2d_transpose(setting, seed):
+    i, k, s, p, a = setting
     rng = np.random.default_rng(seed)
-    o = conv.conv_output_size(i, k, s)
-    y = rng.normal(size=(o, o)).astype(np.float32)
-    w = rng.normal(size=(k, k)).astype(np.float32)
-    full = conv.transposed_output_size(o, k, s)
-    np.testing.assert_allclose(conv.conv_transpose_by_zero_insertion(y, w, s), conv.conv2d_transpose(y, w, full, s),
-                               atol=1e-4)
+    x, w = rand(rng, i), rand(rng, k)
+    stretched = conv.zero_insert(x, s)
+    assert stretched.shape == ((i - 1) * s + 1,) * 2 and np.count_nonzero(stretched) == np.count_nonzero(x)
+    np.testing.assert_allclose(conv.conv_transpose_by_zero_insertion(x, w, s, p, a),
+                               conv.conv2d_transpose(x, w, s, p, a), rtol=1e-4, atol=1e-4)
 
 
 @SETTINGS
-@given(st.integers(1, 10), st.integers(1, 5), st.integers(1, 4), st.data())
-def test_transposed_output_size_matches_keras_and_inverts_conv(i, k, s, data):
+@given(st.integers(1, 10), st.integers(1, 6), st.integers(1, 4), st.sampled_from(["valid", "same"]), st.data())
+def test_transposed_output_size_is_what_keras_conv2dtranspose_produces(i, k, s, padding, data):
     a = data.draw(st.integers(0, s - 1))
-    padding = data.draw(st.sampled_from(["valid", "same"]))
-    p = 0 if padding == "valid" else k // 2
+    if padding == "same":
+        k = k | 1  # "same" pads (k - 1) / 2 on each side only for an odd kernel
+    p = 0 if padding == "valid" else (k - 1) // 2
     layer = keras.layers.Conv2DTranspose(1, k, strides=s, padding=padding, output_padding=a)
-    expected = layer.compute_output_shape((1, i, i, 1))[1]
-    ours = conv.transposed_output_size(i, k, s, p, a)
-    assert ours == expected
-    if ours >= k - 2 * p and ours > 0:
-        assert conv.conv_output_size(ours, k, s, p) == i
+    produced = keras.ops.convert_to_numpy(layer(np.zeros((1, i, i, 1), np.float32))).shape[1]
+    assert conv.transposed_output_size(i, k, s, p, a) == produced
 
 
-def test_overlap_counts_show_the_checkerboard():
-    uneven = conv.overlap_counts(4, 3, 2)
-    even = conv.overlap_counts(4, 4, 2)
-    assert uneven[2:-2, 2:-2].min() < uneven[2:-2, 2:-2].max()  # stripes inside
-    assert even[2:-2, 2:-2].min() == even[2:-2, 2:-2].max()  # flat inside
+@SETTINGS
+@given(conv_setting())
+def test_transposed_size_with_the_right_output_padding_inverts_the_conv_size(setting):
+    i, k, s, p = setting
+    o = conv.conv_output_size(i, k, s, p)
+    a = conv.output_padding_to_invert(i, k, s, p)
+    assert 0 <= a < s
+    assert conv.transposed_output_size(o, k, s, p, a) == i
+    # every a in 0..s-1 (with a non-empty side) is a side TensorFlow's convolution maps back to o
+    for other in range(s):
+        side = conv.transposed_output_size(o, k, s, p, other)
+        if side >= 1:
+            assert conv.conv2d(np.zeros((side, side)), np.ones((k, k)), s, p).shape[0] == o
+
+
+def test_handout_examples():
+    assert conv.conv_matrix(np.ones((3, 3)), 4).shape == (4, 16)
+    assert conv.conv_output_size(4, 3) == 2 and conv.conv_output_size(5, 3, 2, 1) == 3
+    assert conv.transposed_output_size(2, 3) == 4  # p' = k - p - 1 = 2 around the 2x2 input
+    assert conv.transposed_output_size(3, 3, 2, 1) == 5
+
+
+def test_overlap_counts_show_the_checkerboard_and_resize_conv_does_not():
+    uneven, even = conv.overlap_counts(4, 3, 2), conv.overlap_counts(4, 4, 2)
+    resized = conv.resize_conv_counts(4, 3, 2)
+    assert uneven[2:-2, 2:-2].min() == 1 and uneven[2:-2, 2:-2].max() == 4  # a grid inside
+    assert np.all(even[2:-2, 2:-2] == 4)
+    assert np.all(resized[1:-1, 1:-1] == 9)
 
 
 def test_explorer_redraws_when_a_slider_moves():
     box = conv.conv_explorer(max_size=8)
-    assert box.state["values"]["i"] == 4
+    first = box.state["fig"]
+    assert box.state["values"]["i"] == 4 and "o = ⌊(i + 2p − k)/s⌋ + 1 = 2" in first.axes[0].get_title()
+    assert box.controls["position"].max == 3
     box.controls["i"].value = 7
+    assert box.state["fig"] is not first and box.controls["position"].max == 24
+    box.controls["position"].value = 24
     box.controls["mode"].value = "transposed"
-    assert box.state["values"] == {"i": 7, "k": 3, "s": 1, "p": 0, "mode": "transposed"}
-    assert "o' = s(i'−1)+k−2p = 9" in box.state["fig"].axes[0].get_title()
+    box.controls["s"].value = 2
+    assert box.state["values"] == {"i": 7, "k": 3, "s": 2, "p": 0, "mode": "transposed", "position": 24}
+    assert "o' = s(i' − 1) + k − 2p = 15" in box.state["fig"].axes[0].get_title()
+    box.controls["mode"].value = "conv"  # 3x3 output: the kernel position is clamped to the last pixel
+    assert box.controls["position"].value == 8 and box.state["values"]["position"] == 8
+    assert all(w.continuous_update is False for name, w in box.controls.items() if name != "mode")
 
 
-def test_draw_grids_reports_impossible_settings():
+def test_draw_grids_marks_padding_unreached_cells_and_impossible_settings():
+    from matplotlib.patches import Rectangle
+
+    fig = conv.draw_grids(6, 3, 2, 1, "conv")  # (6 + 2 - 3) mod 2 = 1 row never reached
+    cells = [p for p in fig.axes[0].patches if isinstance(p, Rectangle)]
+    hatched = [p for p in cells if p.get_hatch() == "//"]
+    assert len(hatched) == 8 + 8 - 1 and "never reached" in fig.axes[0].get_xlabel()
     fig = conv.draw_grids(2, 5, 1, 0, "conv")
-    assert "no valid output" in fig.axes[0].texts[0].get_text()
+    assert "no output" in fig.axes[0].texts[0].get_text()
 
 
 @pytest.mark.parametrize(
     "name, wrong, layer",
     [
-        ("conv_output_size", lambda i, k, s=1, padding="valid": (i - k) // s, "values"),
-        ("conv_output_size", lambda i, k, s=1, padding="valid": float(conv.conv_output_size(i, k, s, padding)), "type"),
+        ("conv_output_size", lambda i, k, s=1, p=0: (i - k) // s + 1, "values"),  # padding ignored
+        ("conv_output_size", lambda i, k, s=1, p=0: float(conv.conv_output_size(i, k, s, p)), "type"),
         ("conv_matrix", lambda kernel, input_size, stride=1, padding=0:
             conv.conv_matrix(kernel, input_size, stride, padding).T, "shape"),
-        ("conv_transpose_via_matrix", lambda y, kernel, input_size, stride=1:
-            conv.conv_transpose_via_matrix(y, kernel, input_size, stride).astype(np.float64), "dtype"),
+        ("conv_matrix", lambda kernel, input_size, stride=1, padding=0:
+            conv.conv_matrix(np.asarray(kernel)[::-1, ::-1], input_size, stride, padding), "values"),  # convolution, not correlation
+        ("conv_transpose_via_matrix", lambda x, kernel, stride=1, padding=0, output_padding=0:
+            conv.conv_transpose_via_matrix(x, kernel, stride, padding, 0), "shape"),  # output_padding ignored
+        ("conv_transpose_via_matrix", lambda x, kernel, stride=1, padding=0, output_padding=0:
+            conv.conv_transpose_via_matrix(x, kernel, stride, padding, output_padding).astype(np.float64), "dtype"),
+        ("zero_insert", lambda x, stride: spread_with_trailing_zeros(x, stride), "shape"),
         ("transposed_output_size", lambda i, k, s=1, p=0, output_padding=0: s * (i - 1) + k - 2 * p, "values"),
+        ("transposed_output_size", lambda i, k, s: s * (i - 1) + k, "signature"),
     ],
 )
 def test_wrong_answers_fail_at_the_expected_layer(name, wrong, layer):
@@ -129,7 +192,15 @@ def test_wrong_answers_fail_at_the_expected_layer(name, wrong, layer):
     assert not result.passed and result.layer == layer, result.line()
 
 
-def test_references_pass_their_own_checks():
-    for name in ("conv_output_size", "conv_matrix", "conv_transpose_via_matrix", "transposed_output_size"):
-        ex = REGISTRY[name]
-        assert run_checks(ex, ex.reference, notebook_cases(ex)).passed
+def test_references_pass_their_own_checks_and_cases_cover_edges():
+    lab = [ex for ex in REGISTRY.values() if ex.lab == "02"]
+    assert [ex.name for ex in lab] == ["conv_output_size", "conv_matrix", "transposed_output_size",
+                                       "conv_transpose_via_matrix", "zero_insert"]
+    for ex in lab:
+        cases = notebook_cases(ex)
+        assert len(cases) >= 5 and run_checks(ex, ex.reference, cases).passed
+    sizes = [c["i"] for c in notebook_cases(REGISTRY["conv_output_size"])]
+    assert 1 in sizes and any(n % 2 for n in sizes)
+    arrays = [c["x"] for c in notebook_cases(REGISTRY["conv_transpose_via_matrix"])]
+    assert any(x.shape == (1, 1) for x in arrays) and all(x.dtype == np.float32 for x in arrays)
+

@@ -19,6 +19,23 @@ real and generated images, then a G step) and returns its metrics: `d_loss`, `g_
 - `strategy=` (for example `tf.distribute.MirroredStrategy()`): the networks and
   optimizers are then built inside its scope and `fit` splits each batch.
 
+Speed (each measured by `bench/run.py`, see `bench/RESULTS.md`):
+
+- `fit` takes the images as an array too: they are then held as one tensor and each
+  batch is gathered in the graph from a shuffled index (`image_batches`), instead of
+  slicing and shuffling 60,000 single images through a tf.data buffer;
+- `steps_per_execution`: several train steps per compiled call ("auto": 1 on a CPU,
+  where a step takes long enough that the call overhead does not show, and the largest
+  divisor of the hook intervals up to 32 on a GPU); the hooks run once per call;
+- `jit_compile` (XLA): "auto" turns it on for GPUs only (slower on CPUs, measured);
+- `set_precision("auto")` before building the networks: mixed_float16 on GPUs with
+  tensor cores, mixed_bfloat16 on CPUs with bfloat16 instructions (AVX512_BF16/AMX),
+  float32 elsewhere; losses stay float32 and float16 gets loss scaling;
+- `GAN(reuse_generated=True)`: the G step reuses the D step's generated batch and its
+  recorded G forward pass (one G forward per step instead of two);
+- `GAN(fuse_discriminator="auto")`: one discriminator call on real and generated images
+  together when D has no batch norm (identical results, larger and fewer kernels).
+
     trainer = Trainer(lambda: make_gan(...), output_dir / "dcgan", sample_every=200)
     trainer.fit(images.batches(128), steps=3000)
 """
@@ -42,6 +59,50 @@ SUMMARY_NAMES = {"d_loss": "loss/discriminator", "g_loss": "loss/generator",
                  "D(x)": "D/real", "D(G(z))": "D/fake"}
 
 
+def _gpus() -> list:
+    return tf.config.list_physical_devices("GPU")
+
+
+def _cpu_has_bfloat16() -> bool:
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return False
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))
+
+
+def auto_precision() -> str:
+    """The fastest safe Keras dtype policy here: see `set_precision`."""
+    gpus = _gpus()
+    if gpus:
+        capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
+        return "mixed_float16" if tuple(capability) >= (7, 0) else "float32"
+    return "mixed_bfloat16" if _cpu_has_bfloat16() else "float32"
+
+
+def set_precision(policy: str = "auto") -> str:
+    """Set Keras' global dtype policy for the networks built AFTER this call; returns it.
+
+    "auto": mixed_float16 on GPUs with tensor cores (compute capability 7.0+),
+    mixed_bfloat16 on CPUs with bfloat16 instructions (AVX512_BF16 or AMX: about 1.7x
+    faster convolutions through oneDNN on such a CPU), float32 otherwise.  Variables stay
+    float32 either way, and the losses are computed in float32.
+    """
+    policy = auto_precision() if policy == "auto" else policy
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+def auto_jit_compile() -> bool:
+    """XLA on GPUs only: on CPUs it made the DCGAN step slower (bench/RESULTS.md)."""
+    return bool(_gpus())
+
+
+def _has_batch_norm(model) -> bool:
+    return any(isinstance(layer, keras.layers.BatchNormalization) or
+               (isinstance(layer, keras.Model) and _has_batch_norm(layer)) for layer in model.layers)
+
+
 def _per_replica_scale(loss):
     # Gradients are summed over replicas: each replica's mean loss counts 1/n of the
     # global batch's mean.  Without a strategy n = 1.
@@ -53,8 +114,16 @@ class GAN(keras.Model):
     """A generator and a discriminator trained against each other (see the module doc)."""
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, latent_dim: int | None = None,
-                 loss="non_saturating", label_smoothing: float = 0.0, **kwargs):
-        """`loss` is a name from `gan_course.losses.LOSSES` or a pair (d_loss_fn, g_loss_fn)."""
+                 loss="non_saturating", label_smoothing: float = 0.0, fuse_discriminator="auto",
+                 reuse_generated: bool = True, **kwargs):
+        """`loss` is a name from `gan_course.losses.LOSSES` or a pair (d_loss_fn, g_loss_fn).
+
+        `fuse_discriminator`: in the D step, call D once on real and generated images
+        concatenated.  "auto" fuses only when D has no batch norm, whose statistics would
+        otherwise mix the two batches (the paper keeps them apart).
+        `reuse_generated`: the G step judges the images the D step generated (one G
+        forward pass per step) instead of generating a fresh batch (two).
+        """
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -64,6 +133,9 @@ class GAN(keras.Model):
             self.d_loss_fn, self.g_loss_fn = gan_losses.get_losses(loss, label_smoothing)
         else:
             self.d_loss_fn, self.g_loss_fn = loss
+        self.fuse_discriminator = (not _has_batch_norm(discriminator) if fuse_discriminator == "auto"
+                                   else bool(fuse_discriminator))
+        self.reuse_generated = bool(reuse_generated)
         # Both networks are built already; without this, fit would call the GAN on an
         # image batch to build it, and feed images where z belongs.
         self.built = True
@@ -75,6 +147,11 @@ class GAN(keras.Model):
         super().compile(optimizer=None, **kwargs)
         self.d_optimizer = d_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
         self.g_optimizer = g_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
+        if self.generator.dtype_policy.name == "mixed_float16":
+            # float16 gradients underflow without loss scaling (bfloat16 has float32's range).
+            wrap = lambda opt: opt if isinstance(opt, keras.optimizers.LossScaleOptimizer) \
+                else keras.optimizers.LossScaleOptimizer(opt)
+            self.d_optimizer, self.g_optimizer = wrap(self.d_optimizer), wrap(self.g_optimizer)
 
     def call(self, z, training=False):
         return self.generator(z, training=training)
@@ -86,25 +163,44 @@ class GAN(keras.Model):
         real_images = data[0] if isinstance(data, (tuple, list)) else data
         batch_size = tf.shape(real_images)[0]
 
-        # D step: real and generated images in separate batches, so batch norm never
-        # mixes their statistics (as in the paper's code).
+        # D step: real and generated images in separate D calls, so batch norm never
+        # mixes their statistics (as in the paper's code); one call when D has none.
+        # G's forward pass is recorded on its own tape, for the G step to reuse.
         z = self.sample_latent(batch_size)
-        with tf.GradientTape() as tape:
+        with tf.GradientTape() as generator_tape:
             fake_images = self.generator(z, training=True)
-            real_logits = self.discriminator(real_images, training=True)
-            fake_logits = self.discriminator(fake_images, training=True)
+        with tf.GradientTape() as tape:
+            if self.fuse_discriminator:
+                both = tf.concat([tf.cast(real_images, fake_images.dtype), fake_images], axis=0)
+                real_logits, fake_logits = tf.split(self.discriminator(both, training=True), 2, axis=0)
+            else:
+                real_logits = self.discriminator(real_images, training=True)
+                fake_logits = self.discriminator(fake_images, training=True)
             d_loss = self.d_loss_fn(real_logits, fake_logits)
-            scaled_loss = _per_replica_scale(d_loss)
+            scaled_loss = self.d_optimizer.scale_loss(_per_replica_scale(d_loss))
         grads = tape.gradient(scaled_loss, self.discriminator.trainable_variables)
         self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
 
-        # G step on fresh noise against the updated D.
-        z = self.sample_latent(batch_size)
-        with tf.GradientTape() as tape:
-            fake_logits = self.discriminator(self.generator(z, training=True), training=True)
-            g_loss = self.g_loss_fn(fake_logits)
-            scaled_loss = _per_replica_scale(g_loss)
-        grads = tape.gradient(scaled_loss, self.generator.trainable_variables)
+        # G step against the updated D.
+        if self.reuse_generated:
+            # The D step's images, judged again by the updated D (as PyTorch's DCGAN
+            # example does): the gradient reaching them is carried back through the G
+            # forward pass already recorded, which saves a second G forward pass.
+            with tf.GradientTape() as tape:
+                tape.watch(fake_images)
+                fake_logits = self.discriminator(fake_images, training=True)
+                g_loss = self.g_loss_fn(fake_logits)
+                scaled_loss = self.g_optimizer.scale_loss(_per_replica_scale(g_loss))
+            image_grads = tape.gradient(scaled_loss, fake_images)
+            grads = generator_tape.gradient(fake_images, self.generator.trainable_variables,
+                                            output_gradients=image_grads)
+        else:  # fresh noise: a new G forward pass
+            z = self.sample_latent(batch_size)
+            with tf.GradientTape() as tape:
+                fake_logits = self.discriminator(self.generator(z, training=True), training=True)
+                g_loss = self.g_loss_fn(fake_logits)
+                scaled_loss = self.g_optimizer.scale_loss(_per_replica_scale(g_loss))
+            grads = tape.gradient(scaled_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
 
         return {
@@ -116,12 +212,31 @@ class GAN(keras.Model):
 
 
 def make_gan(generator: keras.Model, discriminator: keras.Model, loss="non_saturating",
-             label_smoothing: float = 0.0, learning_rate: float = 2e-4, beta_1: float = 0.5) -> GAN:
+             label_smoothing: float = 0.0, learning_rate: float = 2e-4, beta_1: float = 0.5,
+             fuse_discriminator="auto", reuse_generated: bool = True) -> GAN:
     """A compiled GAN with one Adam optimizer per network."""
-    gan = GAN(generator, discriminator, loss=loss, label_smoothing=label_smoothing)
+    gan = GAN(generator, discriminator, loss=loss, label_smoothing=label_smoothing,
+              fuse_discriminator=fuse_discriminator, reuse_generated=reuse_generated)
     gan.compile(d_optimizer=keras.optimizers.Adam(learning_rate, beta_1=beta_1),
                 g_optimizer=keras.optimizers.Adam(learning_rate, beta_1=beta_1))
     return gan
+
+
+def image_batches(images, batch_size: int, seed: int = 0) -> tf.data.Dataset:
+    """Endless shuffled batches gathered in the graph from images held as one tensor.
+
+    Every epoch is a fresh permutation of the indices (like `shuffle(len(images))`), but
+    only the indices pass through tf.data: each batch is one `tf.gather` from the tensor
+    instead of `batch_size` single images copied through a shuffle buffer.
+    """
+    images = tf.convert_to_tensor(np.asarray(getattr(images, "x", images), np.float32))
+    count = int(images.shape[0])
+    if count < batch_size:
+        raise ValueError(f"{count} images cannot fill a batch of {batch_size}")
+    indices = tf.data.Dataset.range(count).shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    return (indices.batch(batch_size, drop_remainder=True).repeat()
+            .map(lambda i: tf.gather(images, i), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .prefetch(tf.data.AUTOTUNE))
 
 
 # ----------------------------------------------------------------------------- files
@@ -185,13 +300,20 @@ class Trainer:
         num_samples: images in the sample grid.
         log_every: steps between TensorBoard scalars.
         strategy: a `tf.distribute.Strategy`, or None for the default.
+        steps_per_execution: train steps per compiled call, or "auto" (1 on a CPU; on a
+            GPU the largest divisor of the sample/checkpoint/log/best intervals up to 32).
+            With N > 1 the hooks (history row, progress, scalars, samples, checkpoints,
+            best metric) run once per call, on its last step's metrics, and an interval
+            fires when a call crosses one of its multiples.
+        jit_compile: XLA for the train step: True, False or "auto" (GPUs only).
     """
 
     def __init__(self, gan: GAN | Callable[[], GAN], directory, *, sample_every: int = 100,
                  checkpoint_every: int | None = None, best_metric: Callable | None = None,
                  best_every: int | None = None, best_mode: str = "min", num_samples: int = 64,
                  log_every: int = 10, max_to_keep: int = 3, seed: int = 0, value_range=(-1.0, 1.0),
-                 strategy: tf.distribute.Strategy | None = None, progress: bool = True, quiet: bool = False):
+                 strategy: tf.distribute.Strategy | None = None, progress: bool = True, quiet: bool = False,
+                 steps_per_execution="auto", jit_compile="auto"):
         if best_mode not in ("min", "max"):
             raise ValueError("best_mode is 'min' or 'max'")
         self.strategy = strategy or tf.distribute.get_strategy()
@@ -206,6 +328,8 @@ class Trainer:
             gan.g_optimizer.build(gan.generator.trainable_variables)
         self.gan = gan
         self.directory = Path(directory)
+        self.steps_per_execution = steps_per_execution
+        self.jit_compile = jit_compile
         self.samples_dir = self.directory / "samples"
         self.gif_path = self.directory / "samples.gif"
         self.history_path = self.directory / "history.json"
@@ -239,7 +363,23 @@ class Trainer:
         self._bar = None
         self._first_step = None
         self._saved_step = -1
+        self._hooked_step = 0
+        self._configure_compiled_calls()
         self.restore()
+
+    def _configure_compiled_calls(self) -> None:
+        spe = self.steps_per_execution
+        if spe == "auto":
+            spe = 1
+            if _gpus():
+                intervals = [self.sample_every, self.checkpoint_every, self.log_every]
+                intervals += [self.best_every] if self.best_metric is not None else []
+                spe = max(n for n in range(1, 33) if all(every % n == 0 for every in intervals))
+        jit = auto_jit_compile() if self.jit_compile == "auto" else bool(self.jit_compile)
+        # Keras builds its train function from these on the next fit.
+        self.gan.steps_per_execution = int(spe)
+        self.gan.jit_compile = jit
+        self.gan.train_function = None
 
     # ------------------------------------------------------------------ state
     @property
@@ -264,7 +404,7 @@ class Trainer:
         for frame in self.samples_dir.glob("step_*.png"):
             if int(frame.stem.split("_")[1]) > step:
                 frame.unlink()  # drawn by a run whose later steps were lost
-        self._saved_step = step
+        self._saved_step = self._hooked_step = step
         if not self.quiet:
             print(f"Resumed from {Path(path).name}: step {step}, {len(self.history)} steps of history.")
         return step
@@ -290,7 +430,7 @@ class Trainer:
     # ------------------------------------------------------------------ pieces
     def generate(self, z=None) -> np.ndarray:
         z = self.fixed_z if z is None else z
-        return np.asarray(self.gan.generator(z, training=False))
+        return np.asarray(tf.cast(self.gan.generator(z, training=False), tf.float32))
 
     def sample_grid(self) -> Path:
         """Draw the fixed-z grid at the current step: PNG frame + TensorBoard image."""
@@ -328,7 +468,12 @@ class Trainer:
         return make_gif(self.samples_dir, self.gif_path)
 
     def _after_step(self, logs: dict) -> None:
-        step = self.step
+        step, last = self.step, self._hooked_step
+        self._hooked_step = step
+
+        def due(every):  # a multiple of `every` in (last, step]: each step, or each call
+            return step // every > last // every
+
         row = {"step": step, **{k: float(logs[k]) for k in METRICS if k in logs}}
         if self._first_step is None:
             self._first_step = (step, time.perf_counter())  # the rate leaves out tracing
@@ -336,28 +481,35 @@ class Trainer:
         if self._bar is not None:
             self._bar.set_postfix({k: f"{row[k]:.3f}" for k in METRICS if k in row}, refresh=False)
             self._bar.update(step - self._bar.n)
-        if step % self.log_every == 0:
+        if due(self.log_every):
             with self.writer.as_default():
                 for key in METRICS:
                     if key in row:
                         tf.summary.scalar(SUMMARY_NAMES[key], row[key], step=step)
-        if step % self.sample_every == 0:
+        if due(self.sample_every):
             self.sample_grid()
-        if self.best_metric is not None and step % self.best_every == 0:
+        if self.best_metric is not None and due(self.best_every):
             self.evaluate()
-        if step % self.checkpoint_every == 0:
+        if due(self.checkpoint_every):
             self.save()
 
     # ------------------------------------------------------------------ training
-    def fit(self, data: tf.data.Dataset, steps: int, callbacks=()) -> list[dict]:
+    def fit(self, data, steps: int, callbacks=(), *, batch_size: int | None = None, seed: int = 0) -> list[dict]:
         """Train until the step counter reaches `steps` (a total, so a rerun resumes).
 
-        `data` is a `tf.data.Dataset` of image batches (repeated as needed).  The stop
-        button ends training cleanly: the state at that step is checkpointed and kept.
+        `data` is a `tf.data.Dataset` of image batches (repeated as needed), or the images
+        themselves (an array or `ImageData`) with `batch_size`: they are then held as one
+        tensor and batched in the graph (`image_batches`).  The stop button ends training
+        cleanly: the state at that step is checkpointed and kept.
         """
         from tqdm.auto import tqdm
 
+        if not isinstance(data, tf.data.Dataset):
+            if not batch_size:
+                raise ValueError("give batch_size when fit gets images rather than a tf.data.Dataset")
+            data = image_batches(data, batch_size, seed=seed)
         start = self.step
+        self._hooked_step = start
         if start >= steps:
             if not self.quiet:
                 print(f"Already trained for {start} steps (asked for {steps}); nothing to do.")
@@ -370,7 +522,9 @@ class Trainer:
         began = time.perf_counter()
         self._first_step = None
         try:
-            self.gan.fit(data.repeat(), steps_per_epoch=steps - start, epochs=1, verbose=0, shuffle=False,
+            # take(): the last compiled call stops at `steps` even with several steps per call.
+            self.gan.fit(data.repeat().take(steps - start), steps_per_epoch=steps - start, epochs=1, verbose=0,
+                         shuffle=False,
                          callbacks=[_Hooks(self), *callbacks])
         except KeyboardInterrupt:
             self.interrupted = True

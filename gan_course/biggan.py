@@ -545,12 +545,15 @@ class BigGAN(GAN):
     def sample_labels(self, batch_size):
         return tf.random.uniform((batch_size,), 0, self.num_classes, dtype=tf.int32)
 
-    def generate(self, z, labels=None, ema: bool = True):
+    def generate(self, z, labels=None, ema: bool = True, training=False):
         """Images from z (and labels, default: classes 0, 1, 2, ... in turn), by the EMA generator."""
         z = tf.convert_to_tensor(z, tf.float32)
         labels = tf.range(tf.shape(z)[0]) % self.num_classes if labels is None else labels
         generator = self.ema.model if ema else self.generator
-        return generator([z, tf.cast(labels, tf.int32)], training=False)
+        return generator([z, tf.cast(labels, tf.int32)], training=training)
+
+    def checkpoint_objects(self) -> dict:
+        return {**super().checkpoint_objects(), "ema_generator": self.ema.model}
 
     def train_step(self, data):
         real_images, real_labels = data[0], tf.cast(data[1], tf.int32)

@@ -31,6 +31,7 @@ LAB_MODULES = {
     "02": "gan_course.conv",
     "03": "gan_course.dcgan",
     "04": "gan_course.faces",
+    "05": "gan_course.infogan",
     "06": "gan_course.biggan",
 }
 

@@ -54,6 +54,8 @@ SIZES: dict[str, tuple] = {
     "faces_steps": (30, 1200, 8000),
     "faces_sample_every": (10, 150, 400),
     "faces_walk_steps": (5, 9, 11),
+    # lab 05: InfoGAN and AC-GAN (keys start with infogan_ or acgan_)
+    # lab 06: BigGAN vs DCGAN (keys start with compare_ or biggan_ or hub_)
 }
 
 # Stand-ins (clearly labelled real data that install offline) may replace the lab's

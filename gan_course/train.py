@@ -159,6 +159,21 @@ class GAN(keras.Model):
     def sample_latent(self, batch_size):
         return tf.random.normal((batch_size, self.latent_dim))
 
+    # What the Trainer asks of a GAN; subclasses with other inputs (class labels, codes)
+    # or other networks (an EMA generator, a Q head) override these three.
+    def fixed_latent(self, count: int, seed: int = 0):
+        """The generator input of the Trainer's sample grid: the same for the same seed."""
+        return np.random.default_rng(seed).normal(size=(count, self.latent_dim)).astype(np.float32)
+
+    def generate(self, latent, training=False):
+        """Images from a generator input such as `fixed_latent`'s."""
+        return self.generator(latent, training=training)
+
+    def checkpoint_objects(self) -> dict:
+        """Networks and optimizers a checkpoint holds (networks: the keys not ending in `_optimizer`)."""
+        return {"generator": self.generator, "discriminator": self.discriminator,
+                "d_optimizer": self.d_optimizer, "g_optimizer": self.g_optimizer}
+
     def train_step(self, data):
         real_images = data[0] if isinstance(data, (tuple, list)) else data
         batch_size = tf.shape(real_images)[0]
@@ -346,10 +361,9 @@ class Trainer:
         self.progress = progress
         self.quiet = quiet
         # The same z for every grid, from the seed: identical after a restart.
-        self.fixed_z = np.random.default_rng(seed).normal(size=(num_samples, gan.latent_dim)).astype(np.float32)
+        self.fixed_z = gan.fixed_latent(num_samples, seed)
 
-        self.checkpoint = tf.train.Checkpoint(generator=gan.generator, discriminator=gan.discriminator,
-                                              d_optimizer=gan.d_optimizer, g_optimizer=gan.g_optimizer)
+        self.checkpoint = tf.train.Checkpoint(**gan.checkpoint_objects())
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory / "checkpoints",
                                                   max_to_keep=max_to_keep, checkpoint_name="ckpt")
         self.best_manager = tf.train.CheckpointManager(self.checkpoint, self.directory / "best",
@@ -384,8 +398,9 @@ class Trainer:
     # ------------------------------------------------------------------ state
     @property
     def step(self) -> int:
-        """Training steps done so far (the optimizers' counter, so it is checkpointed)."""
-        return int(self.gan.d_optimizer.iterations.numpy())
+        """Training steps done so far (G's optimizer counter, so it is checkpointed; D may
+        take several steps per G step)."""
+        return int(self.gan.g_optimizer.iterations.numpy())
 
     def restore(self) -> int:
         """Load the latest checkpoint and its history, if any; return the step."""
@@ -415,8 +430,8 @@ class Trainer:
         if path is None:
             return None
         # Only the networks: the optimizers keep their state for further training.
-        tf.train.Checkpoint(generator=self.gan.generator, discriminator=self.gan.discriminator) \
-            .restore(path).expect_partial()
+        networks = {k: v for k, v in self.gan.checkpoint_objects().items() if not k.endswith("_optimizer")}
+        tf.train.Checkpoint(**networks).restore(path).expect_partial()
         return self.best
 
     def save(self) -> str:
@@ -430,7 +445,7 @@ class Trainer:
     # ------------------------------------------------------------------ pieces
     def generate(self, z=None) -> np.ndarray:
         z = self.fixed_z if z is None else z
-        return np.asarray(tf.cast(self.gan.generator(z, training=False), tf.float32))
+        return np.asarray(tf.cast(self.gan.generate(z, training=False), tf.float32))
 
     def sample_grid(self) -> Path:
         """Draw the fixed-z grid at the current step: PNG frame + TensorBoard image."""
@@ -474,18 +489,19 @@ class Trainer:
         def due(every):  # a multiple of `every` in (last, step]: each step, or each call
             return step // every > last // every
 
-        row = {"step": step, **{k: float(logs[k]) for k in METRICS if k in logs}}
+        # Every scalar the train step returned (subclasses add their own, e.g. `mi_loss`).
+        row = {"step": step, **{k: float(v) for k, v in logs.items() if np.ndim(v) == 0}}
         if self._first_step is None:
             self._first_step = (step, time.perf_counter())  # the rate leaves out tracing
         self.history.append(row)
         if self._bar is not None:
-            self._bar.set_postfix({k: f"{row[k]:.3f}" for k in METRICS if k in row}, refresh=False)
+            self._bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k != "step"}, refresh=False)
             self._bar.update(step - self._bar.n)
         if due(self.log_every):
             with self.writer.as_default():
-                for key in METRICS:
-                    if key in row:
-                        tf.summary.scalar(SUMMARY_NAMES[key], row[key], step=step)
+                for key, value in row.items():
+                    if key != "step":
+                        tf.summary.scalar(SUMMARY_NAMES.get(key, key), value, step=step)
         if due(self.sample_every):
             self.sample_grid()
         if self.best_metric is not None and due(self.best_every):

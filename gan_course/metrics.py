@@ -168,11 +168,11 @@ class Classifier:
 _LOADED: dict[tuple, Classifier] = {}
 
 
-def classifier_path(dataset: str, standin: bool, epochs: int, train_limit: int | None) -> Path:
-    """Where a trained classifier is cached: keyed by dataset, real/stand-in data and training budget."""
+def classifier_path(dataset: str, source: str, epochs: int, train_limit: int | None) -> Path:
+    """Where a trained classifier is cached: keyed by dataset, data source ("real" or the stand-in's
+    name) and training budget."""
     from gan_course.data import cache_dir
 
-    source = "standin" if standin else "real"
     budget = f"e{epochs}" + (f"-n{train_limit}" if train_limit else "")
     return cache_dir() / "classifiers" / f"{dataset}-{source}-{budget}-v{CLASSIFIER_VERSION}.keras"
 
@@ -197,7 +197,7 @@ def load_classifier(dataset: str = "mnist", epochs: int | None = None, train_lim
     # A small training set (the offline stand-in) gets more epochs: at least
     # `metrics_classifier_min_steps` updates of batch 128 whatever the data size.
     epochs = max(epochs, -(-p.metrics_classifier_min_steps * 128 // len(train)))
-    path = classifier_path(dataset, train.standin, epochs, train_limit)
+    path = classifier_path(dataset, train.source, epochs, train_limit)
     key = (str(path),)
     if key in _LOADED and not retrain:
         return _LOADED[key]

@@ -1,6 +1,7 @@
 """Figures shared by the labs: image grids, saved figures."""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,9 @@ def show_images(images, title: str, ncols: int | None = None, value_range=(-1.0,
         size = max(3.0, min(8.0, grid.shape[1] / 40))
         fig, ax = plt.subplots(figsize=(size, size * grid.shape[0] / grid.shape[1] + 0.4))
     ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=255)
-    ax.set_title(title)
+    # Long dataset titles wrap to the grid's width instead of running off the figure.
+    width = max(20, int(ax.get_position().width * ax.figure.get_figwidth() * 72 / 7))
+    ax.set_title(textwrap.fill(title, width))
     ax.axis("off")
     if own:
         fig.tight_layout()

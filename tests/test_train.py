@@ -205,3 +205,88 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     assert all(np.isfinite(result["last"][k]) for k in train.METRICS)
     assert result["scaled"] == [0.5, 0.5]  # each replica's loss counts half
     assert result["refused"]  # a GAN built outside the scope is refused with advice
+
+
+# ----------------------------------------------------------------------------- speed options
+def test_image_batches_visit_every_image_once_per_epoch():
+    images = np.arange(12, dtype=np.float32).reshape(12, 1, 1, 1)
+    batches = [b.numpy().ravel() for b in train.image_batches(images, 4, seed=3).take(6)]
+    first, second = np.concatenate(batches[:3]), np.concatenate(batches[3:])
+    assert sorted(first) == sorted(second) == list(range(12))  # a permutation per epoch
+    assert not np.array_equal(first, second)  # reshuffled each epoch
+    with pytest.raises(ValueError, match="cannot fill a batch of 16"):
+        train.image_batches(images, 16)
+
+
+def test_fit_takes_an_array_with_a_batch_size(tmp_path):
+    x = np.random.default_rng(0).uniform(-1, 1, (20, 8, 8, 1)).astype(np.float32)
+    trainer = trainer_for(tmp_path)
+    with pytest.raises(ValueError, match="batch_size"):
+        trainer.fit(x, steps=2)
+    trainer.fit(x, steps=3, batch_size=8)
+    assert trainer.step == 3
+
+
+def test_fused_discriminator_only_without_batch_norm_and_same_step():
+    g, d = models.build_dcgan("mnist", latent_dim=LATENT, **TINY)
+    assert not train.GAN(g, d).fuse_discriminator  # the DCGAN's D has batch norm
+    d_plain = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, strides=2),
+                                keras.layers.LeakyReLU(0.2), keras.layers.Flatten(), keras.layers.Dense(1)])
+    assert train.GAN(g, d_plain).fuse_discriminator
+    real = tf.random.stateless_uniform((6, 8, 8, 1), (1, 2), -1, 1)
+    after = {}
+    for fuse in (True, False):
+        keras.utils.set_random_seed(0)
+        g, _ = models.build_dcgan("mnist", latent_dim=LATENT, **TINY)
+        d = keras.models.clone_model(d_plain)
+        d.set_weights(d_plain.get_weights())
+        gan = train.GAN(g, d, fuse_discriminator=fuse)
+        gan.compile()
+        keras.utils.set_random_seed(1)
+        logs = gan.train_step(real)
+        after[fuse] = (float(logs["d_loss"]), [w.numpy() for w in d.weights])
+    assert after[True][0] == pytest.approx(after[False][0], rel=1e-5)
+    for fused, apart in zip(after[True][1], after[False][1]):
+        np.testing.assert_allclose(fused, apart, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("reuse", [True, False])
+def test_both_generator_steps_train_the_generator(reuse):
+    gan = tiny_gan()
+    gan.reuse_generated = reuse
+    before = [w.numpy().copy() for w in gan.generator.trainable_weights]
+    logs = gan.train_step(tf.zeros((4, 8, 8, 1)))
+    assert np.isfinite(float(logs["g_loss"]))
+    assert any(not np.allclose(a, b.numpy()) for a, b in zip(before, gan.generator.trainable_weights))
+
+
+def test_auto_precision_follows_the_hardware(monkeypatch):
+    monkeypatch.setattr(train, "_gpus", lambda: [])
+    monkeypatch.setattr(train, "_cpu_has_bfloat16", lambda: True)
+    assert train.auto_precision() == "mixed_bfloat16"
+    monkeypatch.setattr(train, "_cpu_has_bfloat16", lambda: False)
+    assert train.auto_precision() == "float32"
+    assert train.auto_jit_compile() is False  # XLA was slower on CPUs (bench/RESULTS.md)
+
+
+def test_bfloat16_networks_train_with_float32_losses():
+    try:
+        assert train.set_precision("mixed_bfloat16") == "mixed_bfloat16"
+        gan = tiny_gan()
+    finally:
+        train.set_precision("float32")
+    assert gan.generator.dtype_policy.name == "mixed_bfloat16"
+    assert all(w.dtype == "float32" for w in gan.generator.weights)  # variables stay float32
+    logs = gan.train_step(tf.zeros((4, 8, 8, 1)))
+    assert logs["d_loss"].dtype == tf.float32 and np.isfinite(float(logs["d_loss"]))
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_several_steps_per_call_run_the_hooks_once_per_call(tmp_path):
+    trainer = trainer_for(tmp_path, steps_per_execution=4, sample_every=4, log_every=4)
+    assert trainer.gan.steps_per_execution == 4
+    history = trainer.fit(tiny_data(), steps=8)
+    assert [row["step"] for row in history] == [4, 8]
+    frames = sorted(p.name for p in (tmp_path / "samples").glob("*.png"))
+    assert frames == ["step_000000.png", "step_000004.png", "step_000008.png"]
+    assert trainer_for(tmp_path / "auto").gan.steps_per_execution == 1  # "auto" on a CPU

@@ -464,8 +464,21 @@ def _standin_mnist_subset():
     path = _mnist_subset_file()
     if path is None:
         return None
-    table = np.loadtxt(path, delimiter=",", dtype=np.uint8)
-    x, y = table[:, :-1].reshape(-1, 28, 28), table[:, -1]
+    # Parsing the CSV takes seconds: the arrays are kept in the cache beside the datasets.
+    parsed = cache_dir() / "standins" / f"mnist_subset-{MNIST_SUBSET_SHA256[:12]}.npz"
+    try:
+        with np.load(parsed) as f:
+            x, y = f["x"], f["y"]
+    except (OSError, KeyError, ValueError):
+        table = np.loadtxt(path, delimiter=",", dtype=np.uint8)
+        x, y = table[:, :-1].reshape(-1, 28, 28), table[:, -1]
+        try:
+            parsed.parent.mkdir(parents=True, exist_ok=True)
+            staged = parsed.with_name(f".{parsed.name}.{os.getpid()}.npz")
+            np.savez(staged, x=x, y=y)
+            os.replace(staged, parsed)
+        except OSError:
+            pass  # a read-only cache: parse again next time
     rng = np.random.default_rng(0)
     test = np.zeros(len(y), bool)
     for digit in range(10):

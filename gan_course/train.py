@@ -237,20 +237,34 @@ def make_gan(generator: keras.Model, discriminator: keras.Model, loss="non_satur
     return gan
 
 
-def image_batches(images, batch_size: int, seed: int = 0) -> tf.data.Dataset:
+def image_batches(images, batch_size: int, seed: int = 0, labels=None) -> tf.data.Dataset:
     """Endless shuffled batches gathered in the graph from images held as one tensor.
 
     Every epoch is a fresh permutation of the indices (like `shuffle(len(images))`), but
     only the indices pass through tf.data: each batch is one `tf.gather` from the tensor
     instead of `batch_size` single images copied through a shuffle buffer.
+    `labels`: an int array, or True for the `y` of an `ImageData`: the batches are then
+    (images, int32 labels) pairs, for class-conditional GANs.
     """
+    if labels is True:
+        labels = getattr(images, "y", None)
+        if labels is None:
+            raise ValueError("labels=True needs images with labels (an ImageData with y)")
     images = tf.convert_to_tensor(np.asarray(getattr(images, "x", images), np.float32))
     count = int(images.shape[0])
     if count < batch_size:
         raise ValueError(f"{count} images cannot fill a batch of {batch_size}")
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (count,):
+            raise ValueError(f"labels must have shape ({count},) for {count} images, not {labels.shape}")
+        labels = tf.convert_to_tensor(labels.astype(np.int32))
+        gather = lambda i: (tf.gather(images, i), tf.gather(labels, i))
+    else:
+        gather = lambda i: tf.gather(images, i)
     indices = tf.data.Dataset.range(count).shuffle(count, seed=seed, reshuffle_each_iteration=True)
     return (indices.batch(batch_size, drop_remainder=True).repeat()
-            .map(lambda i: tf.gather(images, i), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             .prefetch(tf.data.AUTOTUNE))
 
 
@@ -532,7 +546,8 @@ class Trainer:
             return self.history
         if not any(self.samples_dir.glob("step_*.png")):
             self.sample_grid()  # the untrained generator: the first frame of the GIF
-        batch_size = data.element_spec.shape[0] if hasattr(data, "element_spec") else None
+        # The images' spec: the first of (images, labels) pairs.
+        batch_size = tf.nest.flatten(data.element_spec)[0].shape[0]
         self.interrupted = False
         self._bar = tqdm(total=steps, initial=start, desc="training", unit="step", disable=not self.progress)
         began = time.perf_counter()

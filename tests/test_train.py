@@ -290,3 +290,14 @@ def test_several_steps_per_call_run_the_hooks_once_per_call(tmp_path):
     frames = sorted(p.name for p in (tmp_path / "samples").glob("*.png"))
     assert frames == ["step_000000.png", "step_000004.png", "step_000008.png"]
     assert trainer_for(tmp_path / "auto").gan.steps_per_execution == 1  # "auto" on a CPU
+
+
+def test_labelled_batches_keep_each_label_with_its_image(tmp_path):
+    images = np.arange(10, dtype=np.float32).reshape(10, 1, 1, 1)
+    labels = np.arange(10) % 3
+    for x, y in train.image_batches(images, 4, labels=labels).take(5):
+        assert y.dtype == tf.int32 and (x.numpy().ravel().astype(int) % 3 == y.numpy()).all()
+    with pytest.raises(ValueError, match="labels must have shape"):
+        train.image_batches(images, 4, labels=labels[:9])
+    with pytest.raises(ValueError, match="labels=True"):
+        train.image_batches(images, 4, labels=True)

@@ -55,7 +55,47 @@ SIZES: dict[str, tuple] = {
     "faces_sample_every": (10, 150, 400),
     "faces_walk_steps": (5, 9, 11),
     # lab 05: InfoGAN and AC-GAN (keys start with infogan_ or acgan_)
+    "infogan_train_limit": (512, None, None),
+    # The paper's MNIST widths on a GPU: G (FC, 7x7 map channels, up-conv channels), D trunk (conv1, conv2, FC),
+    # Q's FC; a quarter of the FLOPs on a laptop.
+    "infogan_g_widths": ((32, 8, 8), (512, 64, 32), (1024, 128, 64)),
+    "infogan_d_widths": ((8, 16, 32), (32, 64, 512), (64, 128, 1024)),
+    "infogan_q_width": (16, 64, 128),
+    "infogan_batch": (16, 64, 128),
+    "infogan_steps": (8, 3000, 10000),
+    "infogan_sample_every": (4, 250, 1000),
+    "infogan_eval_every": (4, 500, 1000),
+    "infogan_eval_images": (200, 1000, 2000),
+    "acgan_train_limit": (512, None, None),
+    "acgan_g_widths": ((32, 8, 8), (512, 64, 32), (1024, 128, 64)),
+    "acgan_d_widths": ((8, 16, 32), (32, 64, 512), (64, 128, 1024)),
+    "acgan_class_width": (16, 64, 128),
+    "acgan_batch": (16, 64, 128),
+    "acgan_steps": (6, 1200, 5000),
+    "acgan_sample_every": (3, 300, 1000),
+    "acgan_eval_samples": (200, 2000, 10000),
     # lab 06: BigGAN vs DCGAN (keys start with compare_ or biggan_ or hub_)
+    "compare_datasets": (("mnist",), ("mnist",), ("mnist", "fashion_mnist")),
+    "compare_train_limit": (512, None, None),
+    "compare_latent_dim": (16, 64, 120),
+    "compare_batch": (16, 64, 128),
+    "compare_steps": (6, 1200, 8000),
+    "compare_sample_every": (3, 200, 500),
+    "compare_eval_every": (3, 400, 1000),
+    "compare_eval_samples": (200, 500, 2000),
+    "compare_samples_per_class": (20, 100, 500),
+    "compare_dcgan_g_filters": ((16, 8), (128, 64), (256, 128)),
+    "compare_dcgan_d_filters": ((8, 16), (32, 64), (64, 128)),
+    "biggan_ch": (8, 16, 32),
+    "biggan_embed_dim": (8, 32, 64),
+    "biggan_ema_decay": (0.9, 0.999, 0.999),
+    "biggan_truncation_thresholds": ((0.5, 1.0, None), (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, None),
+                                     (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, None)),
+    "biggan_truncation_per_class": (10, 100, 300),
+    "biggan_slider_images": (4, 8, 8),
+    "hub_download": (False, True, True),
+    "hub_images": (2, 4, 6),
+    "hub_interp_steps": (3, 6, 8),
 }
 
 # Stand-ins (clearly labelled real data that install offline) may replace the lab's
@@ -159,10 +199,12 @@ def setup(seed: int = 0, quiet: bool = False) -> Profile:
 
 
 def output_dir(lab: str) -> "os.PathLike":
-    """Where a lab writes its figures, GIFs, checkpoints and logs: GAN_COURSE_OUT/NN (default ./outputs/NN)."""
+    """Where a lab writes its figures, GIFs, checkpoints and logs: GAN_COURSE_OUT/NN/PROFILE
+    (default ./outputs/NN/PROFILE).  One folder per profile: a quick smoke run never resumes
+    from, nor overwrites, the checkpoints of a cpu run's larger networks."""
     from pathlib import Path
 
     root = Path(os.environ.get("GAN_COURSE_OUT", "outputs")).expanduser()
-    path = root / lab
+    path = root / lab / profile().name
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -56,3 +56,13 @@ def test_setup_prints_profile_and_seeds(monkeypatch, capsys):
     config.setup(seed=3, quiet=True)
     assert np.random.rand() == a
     assert p.name == "smoke" and "profile smoke" in capsys.readouterr().out
+
+
+def test_each_profile_writes_to_its_own_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("GAN_COURSE_OUT", str(tmp_path))
+    folders = {}
+    for name in ("smoke", "cpu"):
+        monkeypatch.setenv("GAN_COURSE_PROFILE", name)
+        folders[name] = config.output_dir("05")
+    assert folders["smoke"] == tmp_path / "05" / "smoke" and folders["cpu"] == tmp_path / "05" / "cpu"
+    assert all(folder.is_dir() for folder in folders.values())

@@ -22,12 +22,26 @@ and let it trade diversity for fidelity.  Each idea is one function or layer bel
 - the truncation trick: sample z from a truncated normal (`truncated_normal`).
 
 `build_biggan_generator` / `build_biggan_discriminator` put them together at MNIST or
-CIFAR size, small enough to train on a CPU; `BigGAN` trains them (a `train.GAN` whose
-`train_step` feeds the labels, adds the regulariser and updates the EMA).
+CIFAR size, small enough to train on a CPU; `BigGAN` trains them (a `ConditionalGAN`
+whose `train_step` adds the regulariser and updates the EMA).  `ConditionalGAN` trains
+the conditional DCGAN of `models.build_conditional_dcgan`, the lab's baseline, on the
+same labelled batches (`train.image_batches(..., labels=True)`).
+
+For the comparison: `sample_per_class`, `real_reference` and `conditional_scores`
+(Fréchet distance, KID and the class accuracy of samples, by the course's classifier),
+`mean_pairwise_distance` (diversity) and `truncation_curve`.  The pretrained BigGAN-deep 128 of TF Hub:
+`load_pretrained_biggan` returns a `PretrainedBigGAN`, or raises `HubModuleUnavailable`
+whose message says how to get the module.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -290,6 +304,39 @@ class ProjectionHead(layers.Layer):
         return {**super().get_config(), "num_classes": self.num_classes}
 
 
+def _projection_cases(rng):
+    """Feature batches of one row and odd sizes, one feature, 2 to 10 classes."""
+    cases = []
+    for n, channels, classes in [(1, 4, 3), (5, 7, 10), (8, 16, 10), (3, 1, 2), (33, 12, 5)]:
+        cases.append({"features": rng.normal(size=(n, channels)).astype(np.float32),
+                      "labels": rng.integers(0, classes, n).astype(np.int32),
+                      "class_embeddings": rng.normal(size=(classes, channels)).astype(np.float32),
+                      "psi_kernel": rng.normal(size=(channels, 1)).astype(np.float32),
+                      "psi_bias": rng.normal(size=(1,)).astype(np.float32)})
+    return cases
+
+
+@exercise(
+    "06",
+    cases=_projection_cases,
+    rtol=1e-4,
+    atol=1e-4,
+    hint="psi(h) = features @ psi_kernel + psi_bias, shape (n, 1); the class term is the row-wise inner "
+         "product of class_embeddings[labels] (n, c) with features (n, c), kept as a column (keepdims). Add them.",
+)
+def projection_logit(features, labels, class_embeddings, psi_kernel, psi_bias):
+    """The projection discriminator's logit psi(h) + <embed(y), h>, shape (n, 1).
+
+    features (n, c): D's pooled features h; labels (n,) int; class_embeddings
+    (num_classes, c): one row per class; psi_kernel (c, 1) and psi_bias (1,): the
+    linear "is it real" score.
+    """
+    features = tf.convert_to_tensor(features)
+    psi = tf.matmul(features, psi_kernel) + psi_bias
+    embedded = tf.gather(tf.convert_to_tensor(class_embeddings, features.dtype), labels)
+    return psi + tf.reduce_sum(embedded * features, axis=-1, keepdims=True)
+
+
 # ----------------------------------------------------------------------------- networks
 def block_widths(image_size: int, ch: int):
     """(first map side, channels per stage): halve the side while it stays even and >= 4.
@@ -329,7 +376,11 @@ def build_biggan_generator(latent_dim: int = 96, num_classes: int = 10, image_sh
     y = keras.Input(shape=(), dtype="int32", name="label")
     z_chunks = ops.split(z, np.cumsum(chunks)[:-1].tolist(), axis=-1)
     # One embedding for every block (BigGAN's "shared embedding"); no spectral norm on it.
-    shared = layers.Embedding(num_classes, embed_dim, name="shared_embedding")(y)
+    # N(0, 1) rows (PyTorch's nn.Embedding default): the class then speaks as loudly as the
+    # z chunk in each block's condition; Keras' default (uniform +-0.05) starts it 30x
+    # quieter, and a short training never learns to listen to it.
+    shared = layers.Embedding(num_classes, embed_dim, name="shared_embedding",
+                              embeddings_initializer=keras.initializers.RandomNormal(stddev=1.0))(y)
 
     x = _sn_dense(side * side * widths[0], name="project")(z_chunks[0])
     x = layers.Reshape((side, side, widths[0]), name="reshape")(x)
@@ -516,19 +567,95 @@ def truncated_normal(shape, threshold: float | None, seed=None) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- training
-class BigGAN(GAN):
+class ConditionalGAN(GAN):
+    """A class-conditional GAN: G([z, y]) and D([image, y]); `fit` on (images, labels) batches.
+
+    Per `train_step`: one D step on real images with their labels and generated images
+    with random labels (separate D calls when D has batch norm), then one G step on a
+    fresh batch.  The default loss is the non-saturating one (the DCGAN paper's, and
+    Adam(2e-4, beta_1=0.5)): this is the lab's conditional DCGAN.  The Trainer's grid
+    (`fixed_latent`) has one row per class.
+    """
+
+    def __init__(self, generator: keras.Model, discriminator: keras.Model, latent_dim: int, num_classes: int,
+                 loss="non_saturating", **kwargs):
+        super().__init__(generator, discriminator, latent_dim=latent_dim, loss=loss, **kwargs)
+        self.num_classes = int(num_classes)
+
+    def call(self, inputs, training=False):
+        return self.generator(inputs, training=training)
+
+    def sample_labels(self, batch_size):
+        return tf.random.uniform((batch_size,), 0, self.num_classes, dtype=tf.int32)
+
+    def fixed_latent(self, count: int, seed: int = 0):
+        """(z, labels) for the sample grid: `count` z from the seed, labels 0, 0, ..., 1, 1, ...
+        so that each row of the (square) grid is one class."""
+        ncols = int(np.ceil(np.sqrt(count)))
+        z = np.random.default_rng(seed).normal(size=(count, self.latent_dim)).astype(np.float32)
+        return z, (np.arange(count) // ncols % self.num_classes).astype(np.int32)
+
+    def _split_latent(self, latent, labels):
+        if isinstance(latent, (tuple, list)):
+            latent, labels = latent
+        z = tf.convert_to_tensor(latent, tf.float32)
+        labels = tf.range(tf.shape(z)[0]) % self.num_classes if labels is None else labels
+        return z, tf.cast(labels, tf.int32)
+
+    def generate(self, latent, labels=None, training=False):
+        """Images from z (or a `(z, labels)` pair); labels default to classes 0, 1, 2, ... in turn."""
+        z, labels = self._split_latent(latent, labels)
+        return self.generator([z, labels], training=training)
+
+    def train_step(self, data):
+        real_images, real_labels = data[0], tf.cast(data[1], tf.int32)
+        batch_size = tf.shape(real_images)[0]
+
+        z, labels = self.sample_latent(batch_size), self.sample_labels(batch_size)
+        with tf.GradientTape() as tape:
+            fake_images = tf.cast(self.generator([z, labels], training=True), real_images.dtype)
+            if self.fuse_discriminator:
+                logits = self.discriminator([tf.concat([real_images, fake_images], 0),
+                                             tf.concat([real_labels, labels], 0)], training=True)
+                real_logits, fake_logits = logits[:batch_size], logits[batch_size:]
+            else:
+                real_logits = self.discriminator([real_images, real_labels], training=True)
+                fake_logits = self.discriminator([fake_images, labels], training=True)
+            d_loss = self.d_loss_fn(real_logits, fake_logits)
+            scaled_loss = self.d_optimizer.scale_loss(_per_replica_scale(d_loss))
+        grads = tape.gradient(scaled_loss, self.discriminator.trainable_variables)
+        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
+
+        z, labels = self.sample_latent(batch_size), self.sample_labels(batch_size)
+        with tf.GradientTape() as tape:
+            fake_logits = self.discriminator([self.generator([z, labels], training=True), labels], training=True)
+            g_loss = self.g_loss_fn(fake_logits)
+            scaled_loss = self.g_optimizer.scale_loss(_per_replica_scale(g_loss))
+        grads = tape.gradient(scaled_loss, self.generator.trainable_variables)
+        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
+
+        return {
+            "d_loss": d_loss,
+            "g_loss": g_loss,
+            "D(x)": tf.reduce_mean(tf.sigmoid(tf.cast(real_logits, tf.float32))),
+            "D(G(z))": tf.reduce_mean(tf.sigmoid(tf.cast(fake_logits, tf.float32))),
+        }
+
+
+class BigGAN(ConditionalGAN):
     """A class-conditional GAN trained the BigGAN way; `fit` on batches of (images, labels).
 
     Per `train_step`: `d_steps` discriminator steps with the hinge loss (each on its own
     batch of fakes), one generator step with the hinge loss plus the orthogonal penalty,
     then the EMA update.  Metrics as `train.GAN` plus `ortho`; `D(x)` and `D(G(z))` are
-    sigmoids of the hinge logits, only a readable trend.
+    sigmoids of the hinge logits, only a readable trend.  `generate` samples from the
+    EMA generator unless told otherwise, so the Trainer's grids show the averaged weights.
     """
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, latent_dim: int, num_classes: int,
                  d_steps: int = 1, ortho_strength: float = ORTHO_STRENGTH, ema_decay: float = 0.999, **kwargs):
-        super().__init__(generator, discriminator, latent_dim=latent_dim, loss="hinge", **kwargs)
-        self.num_classes = num_classes
+        super().__init__(generator, discriminator, latent_dim=latent_dim, num_classes=num_classes, loss="hinge",
+                         **kwargs)
         self.d_steps = d_steps
         self.ortho_strength = ortho_strength
         self.ema = GeneratorEMA(generator, ema_decay)
@@ -539,18 +666,12 @@ class BigGAN(GAN):
         super().compile(d_optimizer or keras.optimizers.Adam(4e-4, beta_1=0.0, beta_2=0.9),
                         g_optimizer or keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9), **kwargs)
 
-    def call(self, inputs, training=False):
-        return self.generator(inputs, training=training)
-
-    def sample_labels(self, batch_size):
-        return tf.random.uniform((batch_size,), 0, self.num_classes, dtype=tf.int32)
-
     def generate(self, z, labels=None, ema: bool = True, training=False):
-        """Images from z (and labels, default: classes 0, 1, 2, ... in turn), by the EMA generator."""
-        z = tf.convert_to_tensor(z, tf.float32)
-        labels = tf.range(tf.shape(z)[0]) % self.num_classes if labels is None else labels
+        """Images from z (or a `(z, labels)` pair; labels default to classes 0, 1, 2, ... in turn),
+        by the EMA generator (`ema=False`: the live one)."""
+        z, labels = self._split_latent(z, labels)
         generator = self.ema.model if ema else self.generator
-        return generator([z, tf.cast(labels, tf.int32)], training=training)
+        return generator([z, labels], training=training)
 
     def checkpoint_objects(self) -> dict:
         return {**super().checkpoint_objects(), "ema_generator": self.ema.model}
@@ -589,3 +710,310 @@ class BigGAN(GAN):
             "D(x)": tf.reduce_mean(tf.sigmoid(tf.cast(real_logits, tf.float32))),
             "D(G(z))": tf.reduce_mean(tf.sigmoid(tf.cast(fake_logits, tf.float32))),
         }
+
+
+# ----------------------------------------------------------------------------- comparison
+def timed_fit(trainer, data, steps: int) -> float:
+    """`trainer.fit(data, steps)`; returns the wall-clock seconds of all training in its folder.
+
+    The seconds add up over reruns and resumes (kept in `train_time.json` beside the
+    checkpoints), so a resumed run still reports what the whole training cost.
+    """
+    path = Path(trainer.directory) / "train_time.json"
+    total = json.loads(path.read_text())["seconds"] if path.exists() else 0.0
+    began = time.perf_counter()
+    trainer.fit(data, steps)
+    total += time.perf_counter() - began
+    path.write_text(json.dumps({"seconds": total, "step": trainer.step}))
+    return total
+
+
+def sample_per_class(gan: ConditionalGAN, per_class: int, seed: int = 0, threshold: float | None = None,
+                     batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """`per_class` images of every class, labels 0, 1, ..., 9, 0, 1, ... (any prefix is balanced).
+
+    z comes from `truncated_normal(..., threshold)`: the same seed gives the same z, so
+    curves over thresholds compare like with like.  A `BigGAN` samples from its EMA generator.
+    """
+    labels = np.tile(np.arange(gan.num_classes, dtype=np.int32), per_class)
+    z = truncated_normal((len(labels), gan.latent_dim), threshold, seed)
+    images = [np.asarray(tf.cast(gan.generate(z[i:i + batch_size], labels[i:i + batch_size]), tf.float32))
+              for i in range(0, len(labels), batch_size)]
+    return np.concatenate(images), labels
+
+
+def class_agreement(probs, labels) -> tuple[float, float]:
+    """(accuracy, confidence): how often the classifier's top class is the conditioning label,
+    and its mean probability for that label."""
+    probs, labels = np.asarray(probs), np.asarray(labels, np.int64)
+    if len(probs) != len(labels):
+        raise ValueError(f"{len(probs)} probability rows but {len(labels)} labels")
+    return float(np.mean(probs.argmax(-1) == labels)), float(np.mean(probs[np.arange(len(labels)), labels]))
+
+
+def mean_pairwise_distance(features, labels=None) -> float:
+    """Mean Euclidean distance between two different samples' features (a diversity measure).
+
+    With `labels`, the mean over classes of the within-class value: for a conditional
+    generator that is the spread truncation removes, not the distance between classes.
+    """
+    features = np.asarray(features, np.float64)
+    if labels is not None:
+        labels = np.asarray(labels)
+        return float(np.mean([mean_pairwise_distance(features[labels == c]) for c in np.unique(labels)]))
+    n = len(features)
+    if n < 2:
+        raise ValueError("a pairwise distance needs at least 2 samples")
+    squared = np.sum(features ** 2, axis=1)
+    distances = np.sqrt(np.clip(squared[:, None] + squared[None, :] - 2 * features @ features.T, 0, None))
+    return float(distances.sum() / (n * (n - 1)))
+
+
+def _scores(features, probs, labels, reference_features) -> dict:
+    from gan_course import metrics
+    from gan_course.config import profile
+
+    p = profile()
+    kid, _ = metrics.kernel_inception_distance(features, reference_features, subsets=p.metrics_kid_subsets,
+                                               subset_size=p.metrics_kid_subset_size)
+    accuracy, confidence = class_agreement(probs, labels)
+    return {"frechet": metrics.frechet_distance(features, reference_features), "kid": 1000 * kid,
+            "class_accuracy": accuracy, "confidence": confidence,
+            "diversity": mean_pairwise_distance(features, labels), "samples": len(features)}
+
+
+def real_reference(classifier, dataset: str = "mnist", n: int = 1000, seed: int = 0, train=None) -> dict:
+    """What samples are scored against, computed once: the classifier's features of `n` test
+    images (`features`), and the real data's own scores (`real`).
+
+    `real` holds the Fréchet distance and KID of `n` training images to those test images
+    (the real-vs-real baseline of `metrics.evaluate`), and the class accuracy, confidence
+    and diversity of the test images themselves (held out from the classifier's training).
+    `train`: the training images when already loaded (an `ImageData`).
+    """
+    from gan_course import data as gan_data
+
+    test = gan_data.load(dataset, "test", quiet=True)
+    train = gan_data.load(dataset, "train", quiet=True) if train is None else train
+    n = min(n, len(test.x), len(train.x))
+    rng = np.random.default_rng(seed)
+    test_index, train_index = rng.choice(len(test.x), n, replace=False), rng.choice(len(train.x), n, replace=False)
+    test_features, test_probs = classifier.features(test.x[test_index])
+    train_features, train_probs = classifier.features(train.x[train_index])
+    from_train = _scores(train_features, train_probs, train.y[train_index], test_features)
+    held_out = _scores(test_features, test_probs, test.y[test_index], train_features)
+    real = {**held_out, "frechet": from_train["frechet"], "kid": from_train["kid"]}
+    return {"dataset": dataset, "features": test_features, "real": real}
+
+
+def conditional_scores(images, labels, classifier, reference: dict) -> dict:
+    """The comparison's numbers for class-conditional samples, with the real data's beside them.
+
+    `frechet` and `kid` (x 1000) between the classifier's features of the samples and of
+    the `real_reference` test images; `class_accuracy` and `confidence` from
+    `class_agreement`; `diversity`, the within-class `mean_pairwise_distance`.  The
+    `*_real` entries are the reference's real-data scores.
+    """
+    features, probs = classifier.features(images)
+    scores = _scores(features, probs, labels, reference["features"])
+    return {**scores, **{f"{key}_real": value for key, value in reference["real"].items() if key != "samples"}}
+
+
+def truncation_curve(gan: ConditionalGAN, classifier, thresholds, per_class: int, seed: int = 0,
+                     reference_features=None) -> list[dict]:
+    """Fidelity and diversity of samples at each truncation threshold (`None`: no truncation).
+
+    Rows {threshold, class_accuracy, confidence, diversity, frechet}: the same seed at
+    every threshold; `frechet` (to `reference_features`) only when those are given.
+    """
+    from gan_course import metrics
+
+    rows = []
+    for threshold in thresholds:
+        images, labels = sample_per_class(gan, per_class, seed, threshold)
+        features, probs = classifier.features(images)
+        accuracy, confidence = class_agreement(probs, labels)
+        row = {"threshold": threshold, "class_accuracy": accuracy, "confidence": confidence,
+               "diversity": mean_pairwise_distance(features, labels)}
+        if reference_features is not None:
+            row["frechet"] = metrics.frechet_distance(features, reference_features)
+        rows.append(row)
+    return rows
+
+
+
+def truncation_sampler(gan: ConditionalGAN, count: int):
+    """`sample(threshold, label, seed)` -> `count` images of class `label` with z truncated at
+    `threshold` (the same seed, the same z wherever it lies inside): for `widgets.TruncationExplorer`."""
+    def sample(threshold, label, seed):
+        z = truncated_normal((count, gan.latent_dim), threshold, seed)
+        return np.asarray(tf.cast(gan.generate(z, np.full(count, label, np.int32)), tf.float32))
+
+    return sample
+
+
+# ----------------------------------------------------------------------------- pretrained BigGAN-deep
+BIGGAN_DEEP_HANDLE = "https://tfhub.dev/deepmind/biggan-deep-128/1"
+HUB_CACHE_ENV = "TFHUB_CACHE_DIR"
+# A few ImageNet classes (index: name) for the lab's pickers; the module takes any of 1000.
+IMAGENET_CLASSES = {1: "goldfish", 22: "bald eagle", 88: "macaw", 130: "flamingo", 207: "golden retriever",
+                    281: "tabby cat", 291: "lion", 323: "monarch butterfly", 388: "giant panda", 417: "balloon",
+                    511: "convertible", 933: "cheeseburger", 947: "mushroom", 963: "pizza", 970: "alp",
+                    980: "volcano"}
+
+
+class HubModuleUnavailable(RuntimeError):
+    """The TF Hub module is neither cached nor downloadable here; the message says how to get it."""
+
+
+def hub_cache_dir() -> Path:
+    """Where TF Hub modules are cached: TFHUB_CACHE_DIR, else tensorflow_hub's default
+    (the system's temporary folder / tfhub_modules)."""
+    return Path(os.environ.get(HUB_CACHE_ENV) or Path(tempfile.gettempdir()) / "tfhub_modules")
+
+
+def hub_module_dir(handle: str) -> Path:
+    """The folder tensorflow_hub resolves `handle` to: the cache dir / sha1 of the handle's text."""
+    return hub_cache_dir() / hashlib.sha1(handle.encode("utf8")).hexdigest()
+
+
+def hub_download_url(handle: str) -> str:
+    """The compressed (.tar.gz) download of a tfhub.dev handle (tfhub.dev forwards it to Kaggle Models)."""
+    return f"{handle}?tf-hub-format=compressed"
+
+
+def _hub_message(handle: str, folder: Path, reason: str) -> str:
+    url = hub_download_url(handle)
+    return (f"The pretrained module {handle} is not available: {reason}.\n"
+            f"To use it, download {url}\n"
+            f"(about 200 MB, a .tar.gz of a TF1 Hub module; the same files are on Kaggle Models as "
+            f"deepmind/biggan, variation deep-128) and unpack it into\n  {folder}\n"
+            f"for example:  mkdir -p {folder} && curl -L '{url}' | tar -xz -C {folder}\n"
+            f"That folder is {HUB_CACHE_ENV}/sha1(handle), where tensorflow_hub looks for the handle; "
+            f"set {HUB_CACHE_ENV} to keep modules elsewhere.")
+
+
+def _is_saved_model(folder: Path) -> bool:
+    return (folder / "saved_model.pb").is_file() or (folder / "saved_model.pbtxt").is_file()
+
+
+def _tensorflow_hub():
+    """The tensorflow_hub package if it imports, else None.
+
+    tensorflow_hub 0.16 imports tf_keras (Keras 2) when it is imported and fails under
+    Keras 3 without it, and tf_keras would install a second TensorFlow.  For a SavedModel
+    `hub.load` is `tf.saved_model.load` on the cached folder, which is what the fallback does.
+    """
+    import io
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # its failed import prints a long notice
+            import tensorflow_hub as hub
+    except ImportError:
+        return None
+    return hub
+
+
+def _download_module(handle: str, folder: Path, timeout: float = 60.0) -> None:
+    """Fetch the compressed module and unpack it into `folder` (whole or not at all)."""
+    import shutil
+    import tarfile
+    import urllib.request
+
+    from gan_course.data import _offline
+
+    if _offline():
+        raise HubModuleUnavailable(_hub_message(handle, folder, "downloads are off (GAN_COURSE_OFFLINE)"))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=folder.name + ".", suffix=".tmp", dir=folder.parent))
+    try:
+        archive = staging / "module.tar.gz"
+        with urllib.request.urlopen(hub_download_url(handle), timeout=timeout) as response, open(archive, "wb") as f:
+            shutil.copyfileobj(response, f)
+        unpacked = staging / "module"
+        with tarfile.open(archive) as tar:
+            tar.extractall(unpacked, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+        if not _is_saved_model(unpacked):
+            raise HubModuleUnavailable(_hub_message(handle, folder, "the download holds no saved_model.pb"))
+        os.replace(unpacked, folder)  # a rename: another kernel never sees half a module
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def load_hub_module(handle: str, download: bool = False):
+    """A TF Hub module by its handle: `tensorflow_hub.load(handle)` where tensorflow_hub imports,
+    else `tf.saved_model.load` of the folder tensorflow_hub would use (`hub_module_dir`).
+
+    Not cached and `download=False` (or the download fails): `HubModuleUnavailable`, whose
+    message gives the handle, the download URL and the folder to unpack it into.
+    """
+    import urllib.error
+
+    folder = hub_module_dir(handle)
+    cached = _is_saved_model(folder)
+    if not cached and not download:
+        raise HubModuleUnavailable(_hub_message(handle, folder, f"it is not in the TF Hub cache ({folder.parent})"))
+    try:
+        hub = _tensorflow_hub()
+        if hub is not None:
+            return hub.load(handle)
+        if not cached:
+            _download_module(handle, folder)
+        # A TF1 Hub module (tfhub_module.pb beside the SavedModel) keeps its graph under
+        # the empty tag set, as hub.load knows.
+        return tf.saved_model.load(str(folder), tags=[] if (folder / "tfhub_module.pb").exists() else None)
+    except (OSError, ValueError, urllib.error.URLError, tf.errors.OpError) as err:
+        reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        raise HubModuleUnavailable(_hub_message(handle, folder, reason)) from err
+
+
+class PretrainedBigGAN:
+    """BigGAN-deep from TF Hub through its "default" signature: y (n, 1000) one-hot,
+    z (n, 128) truncated normal, truncation (scalar) -> images (n, 128, 128, 3) in [-1, 1]."""
+
+    INPUTS = {"y", "z", "truncation"}
+
+    def __init__(self, module, handle: str = BIGGAN_DEEP_HANDLE):
+        self.module, self.handle = module, handle
+        if "default" not in module.signatures:
+            raise ValueError(f"{handle} has no 'default' signature (it has {sorted(module.signatures)})")
+        self.signature = module.signatures["default"]
+        specs = self.signature.structured_input_signature[1]
+        if set(specs) != self.INPUTS:
+            raise ValueError(f"{handle}'s default signature takes {sorted(specs)}, not {sorted(self.INPUTS)}")
+        self.num_classes, self.latent_dim = int(specs["y"].shape[-1]), int(specs["z"].shape[-1])
+
+    def sample_z(self, count: int, truncation: float, seed=0) -> np.ndarray:
+        """z for the module: truncation x a normal truncated to [-2, 2] (as the module's own demo)."""
+        if not 0 < truncation <= 1:
+            raise ValueError(f"BigGAN-deep's truncation is in (0, 1], not {truncation}")
+        return truncation * truncated_normal((count, self.latent_dim), 2.0, seed)
+
+    def one_hot(self, labels) -> np.ndarray:
+        labels = np.asarray(labels)
+        if labels.ndim == 2:  # already class vectors (a mix of two classes, say)
+            return labels.astype(np.float32)
+        if labels.min() < 0 or labels.max() >= self.num_classes:
+            raise ValueError(f"class indices must be in [0, {self.num_classes}); got {labels.min()}..{labels.max()}")
+        return np.eye(self.num_classes, dtype=np.float32)[labels]
+
+    def generate(self, labels, truncation: float = 0.5, seed=0, z=None) -> np.ndarray:
+        """Images for class indices (n,) or class vectors (n, num_classes), in [-1, 1]."""
+        y = self.one_hot(labels)
+        z = self.sample_z(len(y), truncation, seed) if z is None else np.asarray(z, np.float32)
+        out = self.signature(y=tf.constant(y), z=tf.constant(z, tf.float32),
+                             truncation=tf.constant(truncation, tf.float32))
+        return np.asarray(out["default"] if isinstance(out, dict) else out)
+
+    def interpolate_classes(self, class_a: int, class_b: int, steps: int, truncation: float = 0.5,
+                            seed=0) -> np.ndarray:
+        """One z, the class vector moving from class_a to class_b in `steps` images."""
+        t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
+        y = (1 - t) * self.one_hot([class_a]) + t * self.one_hot([class_b])
+        z = np.repeat(self.sample_z(1, truncation, seed), steps, axis=0)
+        return self.generate(y, truncation, z=z)
+
+
+def load_pretrained_biggan(handle: str = BIGGAN_DEEP_HANDLE, download: bool = False) -> PretrainedBigGAN:
+    """BigGAN-deep 128 from the TF Hub cache (or downloaded when `download`); see `load_hub_module`."""
+    return PretrainedBigGAN(load_hub_module(handle, download), handle)

@@ -84,6 +84,8 @@ SIZES: dict[str, tuple] = {
     "compare_eval_every": (3, 400, 1000),
     "compare_eval_samples": (200, 500, 2000),
     "compare_samples_per_class": (20, 100, 500),
+    # smoke: six eager steps take less time than tracing the compiled train step
+    "compare_compile_train_step": (False, True, True),
     "compare_dcgan_g_filters": ((16, 8), (128, 64), (256, 128)),
     "compare_dcgan_d_filters": ((8, 16), (32, 64), (64, 128)),
     "biggan_ch": (8, 16, 32),

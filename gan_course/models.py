@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-from keras import layers
+from keras import layers, ops
 
 WEIGHT_INIT = keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
 GAMMA_INIT = keras.initializers.RandomNormal(mean=1.0, stddev=0.02)
@@ -118,6 +118,59 @@ def build_dcgan(preset: str = "mnist", latent_dim: int = 100, **overrides) -> tu
     generator = build_generator(latent_dim, **config)
     discriminator = build_discriminator(**config)
     return generator, discriminator
+
+
+# ----------------------------------------------------------------------------- conditional
+def build_conditional_generator(latent_dim: int = 100, num_classes: int = 10, image_shape=(28, 28, 1),
+                                g_filters=(256, 128), output_stride: int = 2, kernel_size: int = 5,
+                                name: str = "conditional_generator", **_ignored) -> keras.Model:
+    """A conditional DCGAN generator [z, label] -> image (Mirza & Osindero's conditioning).
+
+    The class enters once, at the input: its one-hot vector is appended to z and the
+    DCGAN generator (`build_generator`, the layer `dcgan_generator`) takes it from there.
+    BigGAN instead conditions every block (class-conditional batch norm).
+    """
+    z = keras.Input(shape=(latent_dim,), name="z")
+    label = keras.Input(shape=(), dtype="int32", name="label")
+    one_hot = layers.Lambda(lambda y: ops.one_hot(ops.cast(y, "int32"), num_classes), name="one_hot")(label)
+    body = build_generator(latent_dim + num_classes, image_shape, g_filters, output_stride, kernel_size,
+                           name="dcgan_generator")
+    image = body(layers.Concatenate(name="z_and_class")([z, one_hot]))
+    return keras.Model([z, label], image, name=name)
+
+
+def build_conditional_discriminator(num_classes: int = 10, image_shape=(28, 28, 1), d_filters=(64, 128),
+                                    kernel_size: int = 5, dropout: float = 0.0,
+                                    name: str = "conditional_discriminator", **_ignored) -> keras.Model:
+    """A conditional DCGAN discriminator [image, label] -> one logit.
+
+    The class enters as `num_classes` extra input channels (its one-hot vector at every
+    pixel), so D's first convolution sees image and class together and judges the pair;
+    the DCGAN discriminator (`build_discriminator`, the layer `dcgan_discriminator`) does
+    the rest.  BigGAN's projection discriminator uses the class only at the end.
+    """
+    height, width, channels = image_shape
+    image = keras.Input(shape=tuple(image_shape), name="image")
+    label = keras.Input(shape=(), dtype="int32", name="label")
+    class_planes = layers.Lambda(
+        lambda y: ops.tile(ops.one_hot(ops.cast(y, "int32"), num_classes)[:, None, None, :], (1, height, width, 1)),
+        name="class_planes")(label)
+    body = build_discriminator((height, width, channels + num_classes), d_filters, kernel_size, dropout,
+                               name="dcgan_discriminator")
+    logit = body(layers.Concatenate(name="image_and_class")([image, class_planes]))
+    return keras.Model([image, label], logit, name=name)
+
+
+def build_conditional_dcgan(preset: str = "mnist", latent_dim: int = 100, num_classes: int = 10,
+                            **overrides) -> tuple[keras.Model, keras.Model]:
+    """(conditional generator, conditional discriminator) of a preset; keywords override its entries."""
+    if preset not in PRESETS:
+        raise KeyError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+    if num_classes < 2:
+        raise ValueError(f"a conditional GAN needs at least 2 classes, not {num_classes}")
+    config = {**PRESETS[preset], **overrides}
+    return (build_conditional_generator(latent_dim, num_classes, **config),
+            build_conditional_discriminator(num_classes, **config))
 
 
 # ----------------------------------------------------------------------------- baseline

@@ -219,3 +219,105 @@ class InterpolationExplorer(_Explorer):
     def on_redraw(self, button=None):
         self.endpoints = self.rng.standard_normal((2, self.latent_dim)).astype(np.float32)
         self._safe(self.render)
+
+
+class TruncationExplorer(_Explorer):
+    """A row of samples of one class at a chosen truncation threshold (lab 06).
+
+        explorer = TruncationExplorer(sample, class_names=data.CLASS_NAMES["mnist"])
+        explorer.widget
+
+    `sample(threshold, label, seed)` returns images of class `label` with z truncated
+    at `threshold`.  The seed stays fixed while the slider moves, so the same samples
+    become more typical (low threshold) or more varied (high); "New samples" changes it.
+    `class_names` is a list (class i is named class_names[i]) or a dict {index: name}.
+    """
+
+    def __init__(self, sample, class_names, threshold: float = 1.0, thresholds=(0.05, 2.0), step: float = 0.05,
+                 seed: int = 0, value_range=(-1.0, 1.0), zoom: int = 3):
+        import ipywidgets as w
+
+        # No latent vector of its own: `sample` draws z from the threshold and the seed.
+        super().__init__(sample, 0, value_range, zoom, seed)
+        self.sample = sample
+        names = dict(enumerate(class_names)) if isinstance(class_names, (list, tuple)) else dict(class_names)
+        if not names:
+            raise ValueError("class_names is empty: give at least one class to pick")
+        low, high = thresholds
+        if not 0 < low <= threshold <= high:
+            raise ValueError(f"threshold {threshold} must lie in the slider's range [{low}, {high}], with {low} > 0")
+        self.seed = seed
+        self.threshold = w.FloatSlider(value=threshold, min=low, max=high, step=step, description="truncation",
+                                       continuous_update=False, readout_format=".2f")
+        self.label = w.Dropdown(options=[(f"{i}: {name}", i) for i, name in names.items()], description="class")
+        self.redraw_button = w.Button(description="New samples", icon="refresh")
+        self.threshold.observe(self.on_change, names="value")
+        self.label.observe(self.on_change, names="value")
+        self.redraw_button.on_click(self.on_redraw)
+        self.widget = w.VBox([w.HBox([self.threshold, self.label, self.redraw_button]), self.image, self.output])
+        self._safe(self.render)
+
+    def render(self):
+        self._show(self.sample(float(self.threshold.value), int(self.label.value), int(self.seed)))
+
+    def on_change(self, change=None):
+        self._safe(self.render)
+
+    def on_redraw(self, button=None):
+        self.seed += 1
+        self._safe(self.render)
+
+
+class CodeExplorer(_Explorer):
+    """A class picker, sliders for continuous codes and a noise re-draw, for InfoGAN and AC-GAN.
+
+        explorer = CodeExplorer(gan.generate_codes, code_names=["code 1 (angle?)", "code 2 (width?)"])
+        explorer.widget
+
+    `generate_codes(categories (n,), continuous (n, c), noise (n, z)) -> images` draws one
+    strip of `samples` images: the picked class and the slider values for all of them, a
+    different noise vector each, so what the class and codes control shows across styles.
+    `code_names=()` (AC-GAN: no codes) leaves only the picker and the noise button.
+    `class_names` labels the picker (InfoGAN's codes are not digits until matched).
+    """
+
+    def __init__(self, generate_codes, num_classes: int = 10, code_names=("code 1", "code 2"), noise_dim: int = 62,
+                 samples: int = 8, class_names=None, limit: float = 2.0, seed: int = 0, value_range=(-1.0, 1.0),
+                 zoom: int = 3):
+        import ipywidgets as w
+
+        super().__init__(generate_codes, noise_dim, value_range, zoom, seed)
+        self.generate_codes = generate_codes
+        self.samples = int(samples)
+        names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
+        if len(names) != num_classes:
+            raise ValueError(f"class_names has {len(names)} names for {num_classes} classes")
+        self.picker = w.ToggleButtons(options=[(name, i) for i, name in enumerate(names)], value=0,
+                                      description="class", style={"button_width": "36px"})
+        self.sliders = [w.FloatSlider(value=0.0, min=-limit, max=limit, step=0.05, description=name,
+                                      continuous_update=False, readout_format=".2f") for name in code_names]
+        self.noise = self.rng.standard_normal((self.samples, self.latent_dim)).astype(np.float32)
+        self.redraw_button = w.Button(description="New noise", icon="refresh",
+                                      tooltip="draw new noise vectors; class and codes stay")
+        self.picker.observe(self.on_change, names="value")
+        for slider in self.sliders:
+            slider.observe(self.on_change, names="value")
+        self.redraw_button.on_click(self.on_redraw)
+        self.widget = w.VBox([self.picker, w.HBox(self.sliders + [self.redraw_button]), self.image, self.output])
+        self._safe(self.render)
+
+    def inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(categories, continuous, noise) of the strip shown now."""
+        categories = np.full(self.samples, self.picker.value, np.int32)
+        codes = np.tile(np.array([s.value for s in self.sliders], np.float32), (self.samples, 1))
+        return categories, codes.reshape(self.samples, len(self.sliders)), self.noise
+
+    def render(self):
+        self._show(self.generate_codes(*self.inputs()))
+
+    def on_change(self, change=None):
+        self._safe(self.render)
+
+    def on_redraw(self, button=None):
+        self.noise = self.rng.standard_normal((self.samples, self.latent_dim)).astype(np.float32)
+        self._safe(self.render)

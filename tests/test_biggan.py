@@ -1,5 +1,7 @@
 """BigGAN's pieces: each one does what the paper says, and the lab 06 exercises grade."""
+import json
 import math
+import types
 
 import keras
 import numpy as np
@@ -239,12 +241,15 @@ def test_a_few_train_steps_give_finite_losses_and_move_the_ema(tiny_biggan):
 
 
 # ----------------------------------------------------------------------------- exercises
+EXERCISES = ["power_iteration", "projection_logit", "hinge_d_loss", "truncated_normal_sample"]
+
+
 def test_lab_06_exercises_are_registered():
     names = [ex.name for ex in checks.load_lab("06")]
-    assert names == ["power_iteration", "hinge_d_loss", "truncated_normal_sample"]
+    assert names == EXERCISES
 
 
-@pytest.mark.parametrize("name", ["power_iteration", "hinge_d_loss", "truncated_normal_sample"])
+@pytest.mark.parametrize("name", EXERCISES)
 def test_references_pass_their_checks(name):
     ex = checks.get_exercise(name)
     cases = checks.notebook_cases(ex)
@@ -279,6 +284,12 @@ def _power_iteration_numpy(w, u, n=1):
     ("truncated_normal_sample", lambda z, threshold, draws: np.clip(z, -threshold, threshold), "values"),
     ("truncated_normal_sample", lambda z, threshold, draws: np.where(np.abs(z) > threshold, draws[0], z), "values"),
     ("truncated_normal_sample", lambda z, threshold: z, "signature"),
+    ("projection_logit", lambda features, labels, class_embeddings, psi_kernel, psi_bias:
+     features @ psi_kernel + psi_bias + np.sum(class_embeddings[labels] * features, axis=1, keepdims=True), None),
+    ("projection_logit", lambda features, labels, class_embeddings, psi_kernel, psi_bias:
+     features @ psi_kernel + psi_bias, "values"),  # the class term forgotten
+    ("projection_logit", lambda features, labels, class_embeddings, psi_kernel, psi_bias:
+     (features @ psi_kernel)[:, 0] + psi_bias + np.sum(class_embeddings[labels] * features, axis=1), "shape"),
 ])
 def test_exercise_checks_catch_mistakes_at_the_right_layer(name, fn, layer):
     ex = checks.get_exercise(name)
@@ -287,3 +298,220 @@ def test_exercise_checks_catch_mistakes_at_the_right_layer(name, fn, layer):
         assert result.passed, result.line()
     else:
         assert not result.passed and result.layer == layer, result.line()
+
+
+def test_projection_logit_reference_is_what_the_projection_head_computes():
+    rng = np.random.default_rng(11)
+    head = biggan.ProjectionHead(NUM_CLASSES)
+    h = rng.normal(size=(6, 5)).astype(np.float32)
+    y = np.array([0, 9, 3, 3, 7, 1], np.int32)
+    expected = np.asarray(head([h, y]))
+    got = biggan.projection_logit(h, y, head.embed.layer.kernel.numpy(), head.psi.layer.kernel.numpy(),
+                                  head.psi.layer.bias.numpy())
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-5, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- more of the pieces
+def test_the_class_embedding_is_shared_by_every_generator_block(tiny_biggan):
+    generator = tiny_biggan.generator
+    embeddings = [layer for layer in generator.layers if isinstance(layer, keras.layers.Embedding)]
+    assert [layer.name for layer in embeddings] == ["shared_embedding"]
+    shared = embeddings[0].output
+    conds = [layer for layer in generator.layers if layer.name.startswith("cond")]
+    assert len(conds) == 2  # one per up-block at 28x28
+    assert all(any(t is shared for t in layer.input) for layer in conds)
+    # One table drives every block: changing class 3's row changes class 3's image only.
+    z = tf.constant(np.random.default_rng(12).normal(size=(2, LATENT_DIM)).astype(np.float32))
+    labels = tf.constant([3, 5])
+    table = embeddings[0].embeddings
+    before, saved = np.asarray(generator([z, labels])), table.numpy()
+    try:
+        table.assign(tf.tensor_scatter_nd_update(table, [[3]], [saved[3] + 1.0]))
+        after = np.asarray(generator([z, labels]))
+    finally:
+        table.assign(saved)
+    assert np.abs(after[0] - before[0]).max() > 1e-3
+    np.testing.assert_allclose(after[1], before[1], atol=1e-6)
+
+
+def test_self_attention_looks_across_the_whole_map():
+    keras.utils.set_random_seed(13)
+    attention = biggan.SelfAttention()
+    x = np.random.default_rng(13).normal(size=(1, 6, 6, 16)).astype(np.float32)
+    out = np.asarray(attention(x))
+    assert out.shape == x.shape
+    attention.gamma.assign(1.0)
+    far = x.copy()
+    far[0, 5, 5] += 3.0  # one pixel in the far corner
+    change = np.abs(np.asarray(attention(far)) - np.asarray(attention(x)))[0, 0, 0]
+    assert change.max() > 1e-4  # the opposite corner sees it: no convolution this small would
+    with pytest.raises(ValueError, match="at least 8 channels"):
+        biggan.SelfAttention()(np.zeros((1, 4, 4, 4), np.float32))
+
+
+def test_hinge_losses_stop_pushing_beyond_the_margin():
+    sure = biggan.hinge_d_loss(np.array([[2.0], [1.5]], np.float32), np.array([[-3.0], [-1.0]], np.float32))
+    assert float(sure) == 0.0
+    unsure = biggan.hinge_d_loss(np.array([[0.0]], np.float32), np.array([[0.5]], np.float32))
+    assert float(unsure) == pytest.approx(1.0 + 1.5)
+    from gan_course import losses
+    assert float(losses.g_loss_hinge(np.array([[2.0], [-1.0]], np.float32))) == pytest.approx(-0.5)
+
+
+# ----------------------------------------------------------------------------- the Trainer drives a BigGAN
+def _tiny_gan(seed=0):
+    keras.utils.set_random_seed(seed)
+    generator = biggan.build_biggan_generator(LATENT_DIM, NUM_CLASSES, (28, 28, 1), ch=8, embed_dim=8)
+    discriminator = biggan.build_biggan_discriminator(NUM_CLASSES, (28, 28, 1), ch=8)
+    gan = biggan.BigGAN(generator, discriminator, latent_dim=LATENT_DIM, num_classes=NUM_CLASSES, ema_decay=0.5)
+    gan.compile()
+    return gan
+
+
+class _Labelled:
+    """Images whose brightness encodes their label, like an `ImageData`."""
+
+    def __init__(self, n=40):
+        self.y = np.arange(n) % NUM_CLASSES
+        self.x = np.broadcast_to((self.y / 9.0 * 2 - 1)[:, None, None, None], (n, 28, 28, 1)).astype(np.float32)
+
+
+def test_trainer_trains_a_biggan_samples_from_its_ema_and_resumes_it(tmp_path):
+    from gan_course import train
+
+    batches = train.image_batches(_Labelled(), 4, labels=True)
+    trainer = train.Trainer(_tiny_gan(), tmp_path, sample_every=2, num_samples=20, progress=False, quiet=True)
+    trainer.fit(batches, steps=3)
+    gan = trainer.gan
+    assert trainer.step == 3 and [row["step"] for row in trainer.history] == [1, 2, 3]
+    assert all(np.isfinite(row["ortho"]) for row in trainer.history)  # BigGAN's own metric is logged
+    z, labels = trainer.fixed_z
+    np.testing.assert_array_equal(labels, np.arange(20) // 5 % NUM_CLASSES)  # a row per class
+    grid = trainer.generate()
+    np.testing.assert_allclose(grid, np.asarray(gan.ema.model([z, labels], training=False)), atol=1e-6)
+    assert np.abs(grid - np.asarray(gan.generator([z, labels], training=False))).max() > 1e-4
+    assert sorted(f.name for f in (tmp_path / "samples").glob("*.png")) == [
+        "step_000000.png", "step_000002.png", "step_000003.png"]
+
+    ema_weights = gan.ema.model.get_weights()
+    resumed = train.Trainer(_tiny_gan(seed=1), tmp_path, sample_every=2, num_samples=20, progress=False,
+                            quiet=True)
+    assert resumed.step == 3
+    for saved, restored in zip(ema_weights, resumed.gan.ema.model.get_weights()):
+        np.testing.assert_array_equal(saved, restored)
+    np.testing.assert_allclose(resumed.generate(), grid, atol=1e-5)  # the grid goes on from the same EMA
+
+
+def test_timed_fit_adds_up_the_seconds_of_every_run(tmp_path):
+    class FakeTrainer:
+        directory, step = tmp_path, 0
+
+        def fit(self, data, steps):
+            self.step = steps
+
+    first = biggan.timed_fit(FakeTrainer(), None, 5)
+    second = biggan.timed_fit(FakeTrainer(), None, 5)
+    assert 0 <= first <= second
+    assert json.loads((tmp_path / "train_time.json").read_text()) == {"seconds": second, "step": 5}
+
+
+# ----------------------------------------------------------------------------- the conditional DCGAN
+def test_conditional_gan_trains_with_labels_and_generates_by_class():
+    from gan_course import models
+
+    keras.utils.set_random_seed(14)
+    generator, discriminator = models.build_conditional_dcgan("mnist", LATENT_DIM, NUM_CLASSES,
+                                                              g_filters=(16, 8), d_filters=(8, 16))
+    gan = biggan.ConditionalGAN(generator, discriminator, LATENT_DIM, NUM_CLASSES)
+    gan.compile()
+    assert not gan.fuse_discriminator  # D has batch norm: real and fake batches kept apart
+    data = _Labelled(16)
+    d_before = discriminator.get_weights()
+    metrics = gan.train_step((tf.constant(data.x[:8]), tf.constant(data.y[:8])))
+    assert set(metrics) == {"d_loss", "g_loss", "D(x)", "D(G(z))"}
+    assert all(np.isfinite(float(v)) for v in metrics.values())
+    assert any(np.abs(a - b).max() > 0 for a, b in zip(d_before, discriminator.get_weights()))
+    z = np.repeat(np.random.default_rng(14).normal(size=(1, LATENT_DIM)).astype(np.float32), 2, axis=0)
+    images = np.asarray(gan.generate((z, np.array([1, 6]))))
+    assert images.shape == (2, 28, 28, 1) and np.abs(images[0] - images[1]).max() > 1e-4
+    np.testing.assert_allclose(np.asarray(gan.generate(z, [1, 6])), images)
+
+
+# ----------------------------------------------------------------------------- comparison and truncation
+class _LinearGAN:
+    """A stand-in conditional generator: the image is z (padded) plus its class, so its spread is z's."""
+    latent_dim, num_classes = 8, 3
+
+    def generate(self, z, labels):
+        z, labels = np.asarray(z), np.asarray(labels)
+        return (np.pad(z, ((0, 0), (0, 8)))[:, :, None, None] + labels[:, None, None, None]).astype(np.float32)
+
+
+class _FakeClassifier:
+    """features = the pixels; the guess is the class plus the mean of z, rounded (right when z is small)."""
+
+    def features(self, images):
+        flat = np.asarray(images).reshape(len(images), -1)
+        guess = np.clip(np.round(flat[:, :8].mean(1)), 0, 2).astype(int)
+        probs = np.full((len(images), 3), 0.1)
+        probs[np.arange(len(images)), guess] = 0.8
+        return flat, probs
+
+
+def test_sample_per_class_is_balanced_in_every_prefix():
+    images, labels = biggan.sample_per_class(_LinearGAN(), per_class=4, seed=1, threshold=0.5)
+    assert images.shape == (12, 16, 1, 1)
+    np.testing.assert_array_equal(labels, np.tile([0, 1, 2], 4))
+    assert np.abs(images[:, :8, 0, 0] - labels[:, None]).max() <= 0.5  # z was truncated at 0.5
+
+
+def test_mean_pairwise_distance_and_class_agreement():
+    points = np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 0.0], [6.0, 8.0]])
+    assert biggan.mean_pairwise_distance(points[:2]) == pytest.approx(5.0)
+    assert biggan.mean_pairwise_distance(points, labels=[0, 0, 1, 1]) == pytest.approx(7.5)  # (5 + 10) / 2
+    with pytest.raises(ValueError, match="at least 2"):
+        biggan.mean_pairwise_distance(points[:1])
+    probs = np.array([[0.9, 0.1], [0.3, 0.7], [0.6, 0.4]])
+    assert biggan.class_agreement(probs, [0, 1, 1]) == pytest.approx((2 / 3, (0.9 + 0.7 + 0.4) / 3))
+    with pytest.raises(ValueError, match="3 probability rows but 2 labels"):
+        biggan.class_agreement(probs, [0, 1])
+
+
+def test_truncation_trades_diversity_for_fidelity():
+    rows = biggan.truncation_curve(_LinearGAN(), _FakeClassifier(), [0.1, 1.0, None], per_class=50, seed=2)
+    assert [r["threshold"] for r in rows] == [0.1, 1.0, None]
+    diversity = [r["diversity"] for r in rows]
+    accuracy = [r["class_accuracy"] for r in rows]
+    assert diversity[0] < diversity[1] < diversity[2]
+    assert accuracy[0] == 1.0 >= accuracy[1] >= accuracy[2] and accuracy[2] < 0.95
+
+
+def test_truncation_sampler_keeps_z_for_the_same_seed():
+    sample = biggan.truncation_sampler(_LinearGAN(), 5)
+    a, b = sample(1.0, 2, 7), sample(1.0, 2, 7)
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a[:, :8] - 2).max() <= 1.0 and a.shape == (5, 16, 1, 1)
+    assert np.abs(sample(1.0, 2, 8) - a).max() > 0
+
+
+def test_conditional_scores_compare_samples_with_the_real_reference(monkeypatch):
+    from gan_course import data
+
+    rng = np.random.default_rng(5)
+
+    def fake_load(name, split="train", quiet=False, **kwargs):  # real "images" = what an ideal G draws
+        labels = np.tile([0, 1, 2], 100)
+        z = rng.standard_normal((len(labels), 8)).astype(np.float32)
+        return types.SimpleNamespace(x=_LinearGAN().generate(z, labels), y=labels)
+
+    monkeypatch.setattr(data, "load", fake_load)
+    reference = biggan.real_reference(_FakeClassifier(), "mnist", n=150)
+    assert reference["features"].shape == (150, 16)
+    assert reference["real"]["frechet"] < 1.0  # train and test come from one distribution
+    good = biggan.conditional_scores(*biggan.sample_per_class(_LinearGAN(), 50, seed=1), _FakeClassifier(), reference)
+    tight = biggan.conditional_scores(*biggan.sample_per_class(_LinearGAN(), 50, seed=1, threshold=0.2),
+                                      _FakeClassifier(), reference)
+    assert good["samples"] == 150 and good["frechet_real"] == reference["real"]["frechet"]
+    assert good["frechet"] < 1.0 < tight["frechet"]  # too little spread is far from the real data
+    assert tight["diversity"] < good["diversity"] and tight["class_accuracy"] >= good["class_accuracy"]
+    assert good["kid"] < tight["kid"]

@@ -113,3 +113,29 @@ def test_describe_model_tells_structures_apart():
     assert a["output_shape"] == [-1, 8, 8, 1] and a["layers"][0] == "Dense"
     assert a["params"] != b["params"]
     np.testing.assert_array_equal(a["forward"], again["forward"])  # fixed weights, fixed input
+
+
+# ----------------------------------------------------------------------------- conditional DCGAN
+def test_conditional_dcgan_takes_the_class_in_both_networks():
+    keras.utils.set_random_seed(0)
+    g, d = models.build_conditional_dcgan("mnist", latent_dim=12, num_classes=10, g_filters=(16, 8), d_filters=(8, 16))
+    assert [tuple(t.shape) for t in g.inputs] == [(None, 12), (None,)]
+    assert g.output_shape == (None, 28, 28, 1) and d.output_shape == (None, 1)
+    z = np.repeat(np.random.default_rng(0).normal(size=(1, 12)).astype(np.float32), 2, axis=0)
+    images = np.asarray(g([z, np.array([2, 7])], training=False))
+    assert np.abs(images[0] - images[1]).max() > 1e-4  # same z, another class, another image
+    logits = np.asarray(d([np.repeat(images[:1], 2, axis=0), np.array([2, 7])], training=False))
+    assert abs(logits[0, 0] - logits[1, 0]) > 1e-6  # same image, another class, another verdict
+    # The class is one-hot: G's body sees z and 10 more inputs, D's first convolution 1 + 10 channels.
+    assert g.get_layer("dcgan_generator").input_shape == (None, 22)
+    assert d.get_layer("dcgan_discriminator").input_shape == (None, 28, 28, 11)
+    # The DCGAN guidelines still hold in the bodies.
+    assert all(holds for _, holds, _ in models.guideline_checks(g.get_layer("dcgan_generator"),
+                                                                  d.get_layer("dcgan_discriminator")))
+
+
+def test_conditional_dcgan_rejects_bad_settings():
+    with pytest.raises(KeyError, match="unknown preset"):
+        models.build_conditional_dcgan("cifar")
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        models.build_conditional_dcgan("mnist", num_classes=1)

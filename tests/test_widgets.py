@@ -124,3 +124,100 @@ def test_interpolation_explorer_follows_its_controls():
     explorer.redraw_button.click()
     assert not np.allclose(explorer.endpoints, endpoints)
     assert not explorer.steps.continuous_update
+
+
+# ----------------------------------------------------------------------------- lab 05: class picker and code sliders
+def code_generator(categories, continuous, noise):
+    """Images whose brightness encodes class, codes and noise, recording each call."""
+    code_generator.calls.append((np.array(categories), np.array(continuous), np.array(noise)))
+    level = 0.1 * np.asarray(categories)[:, None] + np.asarray(continuous).sum(1, keepdims=True) \
+        + 0.05 * np.asarray(noise)[:, :1]
+    return np.tanh(np.broadcast_to(level[:, :, None, None], (len(level), 1, 28, 28))).reshape(-1, 28, 28, 1)
+
+
+def test_code_explorer_redraws_for_the_picker_the_sliders_and_the_noise():
+    code_generator.calls = []
+    explorer = widgets.CodeExplorer(code_generator, num_classes=10, code_names=("angle", "width"), noise_dim=5,
+                                    samples=4)
+    assert len(code_generator.calls) == 1 and explorer.image.value[:4] == b"\x89PNG"
+    shown = explorer.image.value
+    explorer.picker.value = 7
+    categories, codes, noise = code_generator.calls[-1]
+    np.testing.assert_array_equal(categories, [7, 7, 7, 7])
+    assert explorer.image.value != shown
+    shown = explorer.image.value
+    explorer.sliders[1].value = -1.5
+    _, codes, same_noise = code_generator.calls[-1]
+    np.testing.assert_allclose(codes, [[0.0, -1.5]] * 4)
+    np.testing.assert_array_equal(same_noise, noise)  # the noise stays while the codes move
+    assert explorer.image.value != shown and not explorer.sliders[1].continuous_update
+    shown, calls = explorer.image.value, len(code_generator.calls)
+    explorer.redraw_button.click()
+    assert len(code_generator.calls) == calls + 1
+    categories, codes, new_noise = code_generator.calls[-1]
+    assert not np.allclose(new_noise, noise) and new_noise.shape == (4, 5)
+    np.testing.assert_array_equal(categories, 7)  # class and codes survive a new noise draw
+    np.testing.assert_allclose(codes[:, 1], -1.5)
+    assert explorer.image.value != shown
+
+
+def test_code_explorer_without_codes_and_with_bad_names():
+    code_generator.calls = []
+    explorer = widgets.CodeExplorer(code_generator, code_names=(), noise_dim=3, samples=2,
+                                    class_names=[f"digit {i}" for i in range(10)])
+    assert explorer.sliders == [] and code_generator.calls[-1][1].shape == (2, 0)
+    assert explorer.picker.options[3] == ("digit 3", 3)
+    explorer.picker.value = 4
+    np.testing.assert_array_equal(code_generator.calls[-1][0], [4, 4])
+    with pytest.raises(ValueError, match="class_names has 3 names for 10 classes"):
+        widgets.CodeExplorer(code_generator, class_names=["a", "b", "c"])
+
+
+# ----------------------------------------------------------------------------- lab 06: truncation
+def _truncation_sampler(calls):
+    def sample(threshold, label, seed):
+        calls.append((threshold, label, seed))
+        z = np.random.default_rng(seed).standard_normal((3, 28, 28, 1)).clip(-threshold, threshold)
+        return np.tanh(z + label / 5.0).astype(np.float32)
+
+    return sample
+
+
+def test_truncation_explorer_redraws_for_threshold_class_and_new_samples():
+    calls = []
+    explorer = widgets.TruncationExplorer(_truncation_sampler(calls), class_names=["zero", "one", "two"],
+                                          threshold=1.0, thresholds=(0.1, 2.0))
+    assert calls == [(1.0, 0, 0)]
+    assert [label for label, _ in explorer.label.options] == ["0: zero", "1: one", "2: two"]
+    first = explorer.image.value
+    explorer.threshold.value = 0.3
+    assert calls[-1] == (pytest.approx(0.3), 0, 0) and explorer.image.value != first  # same seed, new threshold
+    explorer.label.value = 2
+    assert calls[-1] == (pytest.approx(0.3), 2, 0)
+    explorer.redraw_button.click()
+    assert calls[-1] == (pytest.approx(0.3), 2, 1)  # a new seed
+    assert not explorer.threshold.continuous_update
+
+
+def test_truncation_explorer_takes_a_dict_of_classes_and_reports_errors():
+    calls = []
+    explorer = widgets.TruncationExplorer(_truncation_sampler(calls), class_names={207: "retriever", 980: "volcano"},
+                                          threshold=0.5, thresholds=(0.02, 1.0))
+    assert calls[-1] == (0.5, 207, 0)
+
+    def broken(threshold, label, seed):
+        raise RuntimeError("the module is gone")
+
+    explorer.sample = broken
+    explorer.label.value = 980
+    assert "RuntimeError: the module is gone" in _text(explorer.output)
+    explorer.sample = _truncation_sampler(calls)
+    explorer.threshold.value = 0.6
+    assert explorer.error is None and _text(explorer.output) == ""
+
+
+def test_truncation_explorer_rejects_bad_settings():
+    with pytest.raises(ValueError, match="class_names is empty"):
+        widgets.TruncationExplorer(_truncation_sampler([]), class_names=[])
+    with pytest.raises(ValueError, match="must lie in the slider's range"):
+        widgets.TruncationExplorer(_truncation_sampler([]), class_names=["a"], threshold=3.0, thresholds=(0.1, 2.0))

@@ -607,14 +607,22 @@ class ConditionalGAN(GAN):
         z, labels = self._split_latent(latent, labels)
         return self.generator([z, labels], training=training)
 
-    def train_step(self, data):
-        real_images, real_labels = data[0], tf.cast(data[1], tf.int32)
-        batch_size = tf.shape(real_images)[0]
+    # Hooks for BigGAN: D steps per G step, a penalty added to G's loss, and work after the G step.
+    d_steps = 1
 
+    def generator_penalty(self) -> dict:
+        """Extra terms of G's loss by metric name (none here)."""
+        return {}
+
+    def after_generator_step(self) -> None:
+        pass
+
+    def _discriminator_step(self, real_images, real_labels):
+        batch_size = tf.shape(real_images)[0]
         z, labels = self.sample_latent(batch_size), self.sample_labels(batch_size)
         with tf.GradientTape() as tape:
             fake_images = tf.cast(self.generator([z, labels], training=True), real_images.dtype)
-            if self.fuse_discriminator:
+            if self.fuse_discriminator:  # one D call when D has no batch norm
                 logits = self.discriminator([tf.concat([real_images, fake_images], 0),
                                              tf.concat([real_labels, labels], 0)], training=True)
                 real_logits, fake_logits = logits[:batch_size], logits[batch_size:]
@@ -625,18 +633,29 @@ class ConditionalGAN(GAN):
             scaled_loss = self.d_optimizer.scale_loss(_per_replica_scale(d_loss))
         grads = tape.gradient(scaled_loss, self.discriminator.trainable_variables)
         self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
+        return d_loss, real_logits
+
+    def train_step(self, data):
+        real_images, real_labels = data[0], tf.cast(data[1], tf.int32)
+        batch_size = tf.shape(real_images)[0]
+        for _ in range(self.d_steps):  # each D step on its own batch of fakes
+            d_loss, real_logits = self._discriminator_step(real_images, real_labels)
 
         z, labels = self.sample_latent(batch_size), self.sample_labels(batch_size)
         with tf.GradientTape() as tape:
             fake_logits = self.discriminator([self.generator([z, labels], training=True), labels], training=True)
             g_loss = self.g_loss_fn(fake_logits)
-            scaled_loss = self.g_optimizer.scale_loss(_per_replica_scale(g_loss))
+            penalties = self.generator_penalty()
+            total = g_loss + sum(tf.cast(term, g_loss.dtype) for term in penalties.values())
+            scaled_loss = self.g_optimizer.scale_loss(_per_replica_scale(total))
         grads = tape.gradient(scaled_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
+        self.after_generator_step()
 
         return {
             "d_loss": d_loss,
             "g_loss": g_loss,
+            **penalties,
             "D(x)": tf.reduce_mean(tf.sigmoid(tf.cast(real_logits, tf.float32))),
             "D(G(z))": tf.reduce_mean(tf.sigmoid(tf.cast(fake_logits, tf.float32))),
         }
@@ -676,40 +695,11 @@ class BigGAN(ConditionalGAN):
     def checkpoint_objects(self) -> dict:
         return {**super().checkpoint_objects(), "ema_generator": self.ema.model}
 
-    def train_step(self, data):
-        real_images, real_labels = data[0], tf.cast(data[1], tf.int32)
-        batch_size = tf.shape(real_images)[0]
+    def generator_penalty(self) -> dict:
+        return {"ortho": generator_orthogonal_penalty(self.generator, self.ortho_strength)}
 
-        for _ in range(self.d_steps):
-            z, labels = self.sample_latent(batch_size), self.sample_labels(batch_size)
-            with tf.GradientTape() as tape:
-                fake_images = self.generator([z, labels], training=True)
-                # D has no batch norm, so real and fake images can share one forward pass.
-                logits = self.discriminator([tf.concat([real_images, tf.cast(fake_images, real_images.dtype)], 0),
-                                             tf.concat([real_labels, labels], 0)], training=True)
-                real_logits, fake_logits = logits[:batch_size], logits[batch_size:]
-                d_loss = self.d_loss_fn(real_logits, fake_logits)
-                scaled_loss = _per_replica_scale(d_loss)
-            grads = tape.gradient(scaled_loss, self.discriminator.trainable_variables)
-            self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
-
-        z, labels = self.sample_latent(batch_size), self.sample_labels(batch_size)
-        with tf.GradientTape() as tape:
-            fake_logits = self.discriminator([self.generator([z, labels], training=True), labels], training=True)
-            g_loss = self.g_loss_fn(fake_logits)
-            ortho = generator_orthogonal_penalty(self.generator, self.ortho_strength)
-            scaled_loss = _per_replica_scale(g_loss + tf.cast(ortho, g_loss.dtype))
-        grads = tape.gradient(scaled_loss, self.generator.trainable_variables)
-        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
+    def after_generator_step(self) -> None:
         self.ema.update(self.g_optimizer.iterations)
-
-        return {
-            "d_loss": d_loss,
-            "g_loss": g_loss,
-            "ortho": ortho,
-            "D(x)": tf.reduce_mean(tf.sigmoid(tf.cast(real_logits, tf.float32))),
-            "D(G(z))": tf.reduce_mean(tf.sigmoid(tf.cast(fake_logits, tf.float32))),
-        }
 
 
 # ----------------------------------------------------------------------------- comparison

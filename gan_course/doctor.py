@@ -203,7 +203,7 @@ def check_datasets() -> list[Finding]:
             local = all(any(Path(p).is_file() for p, _ in f.local) for f in missing)
             where = "from this machine's copy, no network needed" if local else "needs the network"
             standin = f"; offline, labs use a labelled stand-in ({data.STANDINS[dataset.standin[0]][0]})" \
-                if dataset.standin else ""
+                if dataset.standin and dataset.standin[0] in data.STANDINS else ""
             findings.append(Finding(WARN, name, f"not downloaded yet{standin}", f"{fetch} ({where})"))
         else:
             findings.append(Finding(OK, name, f"present, checksums verified ({data.dataset_dir(name)})"))

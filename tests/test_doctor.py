@@ -114,3 +114,11 @@ def test_unknown_profile_fails(tiny_cache, monkeypatch):
     (finding,) = doctor.check_profile()
     assert finding.level == doctor.ERROR and "turbo" in finding.message
     assert "GAN_COURSE_PROFILE=smoke|cpu|gpu" in finding.fix
+
+
+def test_every_course_dataset_missing_is_a_warning_naming_its_standin(tmp_path, monkeypatch):
+    monkeypatch.setenv("GAN_COURSE_DATA", str(tmp_path))
+    findings = {f.topic: f for f in doctor.check_datasets()}
+    assert set(findings) == set(data.DATASETS)
+    assert all(f.level == doctor.WARN for f in findings.values())
+    assert "stand-in (5,000 real MNIST digits" in findings["mnist"].message

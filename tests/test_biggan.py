@@ -44,6 +44,7 @@ def test_power_iteration_converges_to_the_largest_singular_value():
     (lambda: keras.layers.Conv2D(12, 3, kernel_initializer=keras.initializers.RandomNormal(stddev=1.0)), (2, 8, 8, 5)),
 ])
 def test_keras_spectral_normalization_gives_unit_largest_singular_value(make_layer, x_shape):
+    keras.utils.set_random_seed(0)  # how fast u converges depends on the kernel's spectral gap
     layer = biggan.spectral_norm(make_layer())
     x = np.random.default_rng(1).normal(size=x_shape).astype(np.float32)
     layer.build(x_shape)
@@ -60,7 +61,7 @@ def test_keras_spectral_normalization_gives_unit_largest_singular_value(make_lay
     np.testing.assert_allclose(layer.kernel.numpy(), kernel / float(sigma), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(layer.vector_u.numpy()[0], u_new, rtol=1e-4, atol=1e-6)
     # u is kept between calls, so the estimate converges over training steps.
-    for _ in range(30):
+    for _ in range(100):
         layer(x, training=True)
     assert top_singular_value() == pytest.approx(1.0, abs=1e-3)
     # Inference leaves the kernel alone.

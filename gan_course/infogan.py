@@ -336,7 +336,11 @@ class InfoGAN(GAN):
     Per `train_step`: a D step (real vs generated, non-saturating cross-entropy) updating
     the trunk and D's head; then one step of G and Q together on g_loss + info_weight * L_I,
     with G's optimizer (Q's head is G's ally: both want the code readable).  The G step
-    reuses the D step's generated batch and its recorded G forward pass.  Metrics:
+    reuses the D step's generated batch and its recorded G forward pass.
+
+    `trunk_learns_info=True` is the authors' released code instead: D's step minimises
+    d_loss + info_weight * L_I over the trunk, D's head and Q's head (D's optimizer), so
+    the trunk also learns features that help Q, and the G step moves G alone.  Metrics:
     `d_loss`, `g_loss`, `info_loss` (L_I), `cat_ce`, `cont_nll`, `mi_bound` (ln 10 -
     cat_ce, nats), `D(x)`, `D(G(z))`.
     """
@@ -344,7 +348,7 @@ class InfoGAN(GAN):
     def __init__(self, generator: keras.Model, discriminator: keras.Model, q_head: keras.Model,
                  num_categories: int = NUM_CATEGORIES, num_continuous: int = NUM_CONTINUOUS, noise_dim: int = NOISE_DIM,
                  continuous_weight: float = 1.0, info_weight: float = 1.0, latent_fn=infogan_latent,
-                 info_loss_fn=information_loss, **kwargs):
+                 info_loss_fn=information_loss, trunk_learns_info: bool = False, **kwargs):
         latent_dim = num_categories + num_continuous + noise_dim
         if generator.input_shape[-1] != latent_dim:
             raise ValueError(f"G takes {generator.input_shape[-1]} inputs; the latent has {num_categories} + "
@@ -356,17 +360,27 @@ class InfoGAN(GAN):
         self.num_categories, self.num_continuous, self.noise_dim = num_categories, num_continuous, noise_dim
         self.continuous_weight, self.info_weight = float(continuous_weight), float(info_weight)
         self.latent_fn, self.info_loss_fn = latent_fn, info_loss_fn
+        self.trunk_learns_info = bool(trunk_learns_info)
 
     def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
         """The paper's Adam: D 2e-4, G and Q 1e-3, beta_1 = 0.5, unless given."""
         super().compile(d_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5),
                         g_optimizer or keras.optimizers.Adam(1e-3, beta_1=0.5), **kwargs)
-        # G's optimizer also moves Q's head: built on both now (the Trainer's later build is then a no-op).
-        self.g_optimizer.build(self.generator_and_q_variables)
+        # One optimizer also moves Q's head: built on it now (the Trainer's later build is then a no-op).
+        self.d_optimizer.build(self.d_step_variables)
+        self.g_optimizer.build(self.g_step_variables)
 
     @property
-    def generator_and_q_variables(self) -> list:
-        return self.generator.trainable_variables + self.q_head.trainable_variables
+    def d_step_variables(self) -> list:
+        """What D's optimizer moves: D (trunk and head), and Q's head when `trunk_learns_info`."""
+        return self.discriminator.trainable_variables + (self.q_head.trainable_variables if self.trunk_learns_info
+                                                         else [])
+
+    @property
+    def g_step_variables(self) -> list:
+        """What G's optimizer moves: G, and Q's head unless `trunk_learns_info`."""
+        return self.generator.trainable_variables + ([] if self.trunk_learns_info
+                                                     else self.q_head.trainable_variables)
 
     # ------------------------------------------------------------------ latent
     def sample_codes(self, batch_size):
@@ -416,16 +430,24 @@ class InfoGAN(GAN):
         with tf.GradientTape() as generator_tape:
             fake_images = self.generator(latent, training=True)
         # D step: real and generated images in separate calls (the trunk has batch norm).
+        d_variables = self.d_step_variables
         with tf.GradientTape() as tape:
             real_logits = self.discriminator(real_images, training=True)
-            fake_logits = self.discriminator(fake_images, training=True)
+            features = self.trunk(fake_images, training=True)
+            fake_logits = self.d_head(features)
             d_loss = self.d_loss_fn(real_logits, fake_logits)
-            scaled = self.d_optimizer.scale_loss(_per_replica_scale(d_loss))
-        grads = tape.gradient(scaled, self.discriminator.trainable_variables)
-        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
+            d_objective = d_loss
+            if self.trunk_learns_info:
+                category_logits, code_means = self.q_head(features, training=True)
+                d_objective += self.info_weight * tf.cast(self.info_loss_fn(
+                    category_logits, categories, code_means, continuous, self.continuous_weight), tf.float32)
+            scaled = self.d_optimizer.scale_loss(_per_replica_scale(d_objective))
+        grads = tape.gradient(scaled, d_variables)
+        self.d_optimizer.apply_gradients(zip(grads, d_variables))
 
-        # G + Q step: the same fakes judged by the updated trunk, D's head and Q's head.
-        q_variables = self.q_head.trainable_variables
+        # G step (with Q's head unless the D step moved it): the same fakes judged by the
+        # updated trunk, D's head and Q's head.
+        q_variables = [] if self.trunk_learns_info else self.q_head.trainable_variables
         with tf.GradientTape() as tape:
             tape.watch(fake_images)
             features = self.trunk(fake_images, training=True)
@@ -456,12 +478,13 @@ class InfoGAN(GAN):
 
 def make_infogan(generator_widths=(1024, 128, 64), discriminator_widths=(64, 128, 1024), q_width: int = 128,
                  latent_fn=infogan_latent, info_loss_fn=information_loss, continuous_weight: float = 1.0,
-                 d_learning_rate: float = 2e-4, g_learning_rate: float = 1e-3) -> InfoGAN:
+                 d_learning_rate: float = 2e-4, g_learning_rate: float = 1e-3,
+                 trunk_learns_info: bool = False) -> InfoGAN:
     """A compiled InfoGAN with the paper's MNIST networks at the given widths."""
     generator = build_generator(NUM_CATEGORIES + NUM_CONTINUOUS + NOISE_DIM, generator_widths)
     discriminator, q_head = build_infogan_discriminator(discriminator_widths, q_width)
     gan = InfoGAN(generator, discriminator, q_head, latent_fn=latent_fn, info_loss_fn=info_loss_fn,
-                  continuous_weight=continuous_weight)
+                  continuous_weight=continuous_weight, trunk_learns_info=trunk_learns_info)
     gan.compile(keras.optimizers.Adam(d_learning_rate, beta_1=0.5), keras.optimizers.Adam(g_learning_rate, beta_1=0.5))
     return gan
 

@@ -139,6 +139,31 @@ def test_one_train_step_moves_g_d_and_q_and_reports_the_mi_bound(tiny_infogan):
     assert metrics["cat_ce"] == pytest.approx(math.log(10), abs=0.3)
 
 
+def test_trunk_learns_info_moves_q_with_d_and_adds_l_i_to_the_trunks_update():
+    def step(trunk_learns_info):
+        keras.utils.set_random_seed(0)
+        gan = infogan.make_infogan(**TINY, trunk_learns_info=trunk_learns_info)
+        q_before = _weights(gan.q_head)
+        tf.random.set_seed(1)  # the same codes, noise and fakes in both runs
+        gan.train_step(tf.constant(_images(8)))
+        return gan, q_before
+
+    default, _ = step(False)
+    authors, q_before = step(True)
+    ids = lambda variables: {id(v) for v in variables}
+    q_ids = ids(authors.q_head.trainable_variables)
+    assert ids(authors.d_optimizer._trainable_variables) == ids(authors.discriminator.trainable_variables) | q_ids
+    assert ids(authors.g_optimizer._trainable_variables) == ids(authors.generator.trainable_variables)
+    assert _changed(q_before, authors.q_head), "Q's head did not move with D's optimizer"
+    # Same start, same batch: only the L_I term in D's objective separates the two trunks.
+    moved = [not np.allclose(a, b.numpy()) for a, b in
+             zip(_weights(default.trunk), authors.trunk.trainable_variables)]
+    assert any(moved), "the trunk's update ignored L_I"
+    # D's head gets no gradient from L_I: after one identical D step it is the same in both runs.
+    for a, b in zip(_weights(default.d_head), authors.d_head.trainable_variables):
+        np.testing.assert_allclose(a, b.numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_trainer_checkpoints_and_resumes_the_q_head(tmp_path):
     images = _images(32)
 

@@ -83,16 +83,6 @@ def power_iteration(w, u, n=1):
     singular vector.  Returns `(sigma, u_new, v)`: the estimate of the largest singular
     value, the updated right vector and the left vector (fan_in,).
     """
-    if n < 1:
-        raise ValueError(f"n must be at least 1, not {n}")
-    w = tf.convert_to_tensor(w)
-    w = tf.reshape(w, (-1, w.shape[-1]))
-    u = tf.convert_to_tensor(u, w.dtype)
-    for _ in range(n):
-        v = tf.math.l2_normalize(tf.linalg.matvec(w, u))
-        u = tf.math.l2_normalize(tf.linalg.matvec(w, v, transpose_a=True))
-    sigma = tf.tensordot(v, tf.linalg.matvec(w, u), 1)
-    return sigma, u, v
 
 
 def spectral_norm(layer, power_iterations: int = 1, name=None):
@@ -331,10 +321,6 @@ def projection_logit(features, labels, class_embeddings, psi_kernel, psi_bias):
     (num_classes, c): one row per class; psi_kernel (c, 1) and psi_bias (1,): the
     linear "is it real" score.
     """
-    features = tf.convert_to_tensor(features)
-    psi = tf.matmul(features, psi_kernel) + psi_bias
-    embedded = tf.gather(tf.convert_to_tensor(class_embeddings, features.dtype), labels)
-    return psi + tf.reduce_sum(embedded * features, axis=-1, keepdims=True)
 
 
 # ----------------------------------------------------------------------------- networks
@@ -444,7 +430,6 @@ def _hinge_cases(rng):
 )
 def hinge_d_loss(real_logits, fake_logits):
     """The discriminator's hinge loss (SAGAN, BigGAN), from raw logits."""
-    return gan_losses.d_loss_hinge(real_logits, fake_logits)
 
 
 def orthogonal_regularization(kernel):
@@ -542,10 +527,6 @@ def truncated_normal_sample(z, threshold, draws):
     entry still outside [-threshold, threshold] is replaced by that round's value at its
     position.  Returns the new array; `z` is not changed.
     """
-    z = tf.convert_to_tensor(z)
-    for draw in tf.unstack(tf.convert_to_tensor(draws, z.dtype)):
-        z = tf.where(tf.abs(z) > threshold, draw, z)
-    return z
 
 
 def truncated_normal(shape, threshold: float | None, seed=None) -> np.ndarray:

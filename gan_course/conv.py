@@ -43,10 +43,6 @@ def conv_output_size(i, k, s=1, p=0):
     i: input side, k: kernel side, s: stride, p: zeros on each side (an int), or the
     names "valid" (p = 0) and "same" (TensorFlow pads so that o = ceil(i / s)).
     """
-    if p == "same":
-        return -(-i // s)
-    p = 0 if p == "valid" else int(p)
-    return (i + 2 * p - k) // s + 1
 
 
 def same_padding(i, k, s=1):
@@ -73,19 +69,6 @@ def _matrix_cases(rng):
                "y = r*s - p + a, x = c*s - p + b, skipped when (y, x) falls on the padding.")
 def conv_matrix(kernel, input_size, stride=1, padding=0):
     """The (o*o, i*i) float32 matrix C with C @ x.ravel() == conv2d(x).ravel() (stride s, p zeros)."""
-    kernel = np.asarray(kernel, np.float32)
-    k = kernel.shape[0]
-    i, s, p = input_size, stride, padding
-    o = conv_output_size(i, k, s, p)
-    C = np.zeros((o * o, i * i), np.float32)
-    for r in range(o):
-        for c in range(o):
-            for a in range(k):
-                for b in range(k):
-                    y, x = r * s - p + a, c * s - p + b
-                    if 0 <= y < i and 0 <= x < i:  # taps on the zero padding multiply zeros: no column
-                        C[r * o + c, y * i + x] = kernel[a, b]
-    return C
 
 
 # ----------------------------------------------------------------------------- transposed convolution
@@ -111,7 +94,6 @@ def transposed_output_size(i, k, s=1, p=0, output_padding=0):
 
     output_padding is their a (Keras' output_padding): the extra rows the stride hides.
     """
-    return s * (i - 1) + output_padding + k - 2 * p
 
 
 def output_padding_to_invert(i, k, s=1, p=0):
@@ -140,11 +122,6 @@ def _transpose_cases(rng):
                "convolution of an o' x o' input, then reshape C.T @ x.ravel() to (o', o').")
 def conv_transpose_via_matrix(x, kernel, stride=1, padding=0, output_padding=0):
     """Transposed convolution of x (i', i') as C^T x: the (o', o') float32 array tf.nn.conv2d_transpose gives."""
-    kernel = np.asarray(kernel, np.float32)
-    x = np.asarray(x, np.float32)
-    side = transposed_output_size(x.shape[0], kernel.shape[0], stride, padding, output_padding)
-    C = conv_matrix(kernel, side, stride, padding)
-    return (C.T @ x.ravel()).reshape(side, side)
 
 
 # ----------------------------------------------------------------------------- zero insertion
@@ -158,11 +135,6 @@ def _zero_insert_cases(rng):
           hint="the result has side (n - 1) * stride + 1; start from zeros and fill every stride-th row and column.")
 def zero_insert(x, stride):
     """x (n, n) with stride - 1 zeros put between neighbouring pixels: ((n-1)*stride + 1)^2, float32."""
-    x = np.asarray(x, np.float32)
-    n = x.shape[0]
-    out = np.zeros(((n - 1) * stride + 1,) * 2, np.float32)
-    out[::stride, ::stride] = x
-    return out
 
 
 def _pad_or_crop(x, before, after):
@@ -207,7 +179,7 @@ def conv2d_transpose(x, kernel, stride=1, padding=0, output_padding=0):
 
     x = np.asarray(x, np.float32)
     kernel = np.asarray(kernel, np.float32)
-    side = transposed_output_size(x.shape[0], kernel.shape[0], stride, padding, output_padding)
+    side = transposed_output_size(len(x), len(kernel), stride, padding, output_padding)
     out = tf.nn.conv2d_transpose(tf.constant(x[None, :, :, None]), tf.constant(kernel[:, :, None, None]),
                                  output_shape=[1, side, side, 1], strides=stride, padding=_tf_padding(padding))
     return out.numpy()[0, :, :, 0]

@@ -49,9 +49,6 @@ def crop_face(images, size=FACE_CROP):
     When H - size (or W - size) is odd, the extra row (column) is left at the bottom
     (right): top = (H - size) // 2, left = (W - size) // 2, as the hand-out computes it.
     """
-    height, width = images.shape[1], images.shape[2]
-    top, left = (height - size) // 2, (width - size) // 2
-    return images[:, top:top + size, left:left + size]
 
 
 def _describe_dataset(value, case):
@@ -92,17 +89,6 @@ def face_dataset(images, batch_size, image_size=28, value_range=HANDOUT_RANGE):
       5. end with `prefetch(tf.data.AUTOTUNE)`.
     Shuffling is left to the caller (`face_training_batches`).
     """
-    import tensorflow as tf
-
-    lo, hi = value_range
-
-    def prepare(batch):
-        batch = tf.image.resize(tf.cast(batch, tf.float32), (image_size, image_size), method="bilinear",
-                                antialias=True)
-        return batch / 255.0 * (hi - lo) + lo
-
-    dataset = tf.data.Dataset.from_tensor_slices(images).batch(batch_size)
-    return dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def _walk_cases(rng):
@@ -128,9 +114,6 @@ def spherical_walk(z_start, z_end, steps):
     When sin(omega) < 1e-6 (parallel vectors) return the straight line
     (1 - t) z_start + t z_end instead.
     """
-    from gan_course.widgets import slerp
-
-    return slerp(z_start, z_end, steps)
 
 
 # ----------------------------------------------------------------------------- archive

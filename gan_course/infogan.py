@@ -14,7 +14,7 @@ outputs a real/fake logit and 10 class logits.  The hand-out (001) defines the c
 losses on real images (`loss_cr`) and on fakes (`loss_cf`), adds loss_c = (loss_cr +
 loss_cf) / 2 to both networks' losses, and removes one or the other as its two ablations.
 
-Exercises (reference solutions; `gc.check` compares a student's function with them):
+Exercises (contracts; their answers are in solutions/05_infogan_acgan.ipynb):
 
 - `infogan_latent(categories, continuous, noise)`: G's input from injected draws;
 - `information_loss(category_logits, categories, code_means, codes, continuous_weight)`;
@@ -67,15 +67,10 @@ def _static_rows(tensor, name, rank):
     return tensor.shape[0]
 
 
-@exercise("05", cases=_latent_cases,
-          hint="tf.one_hot(categories, num_categories), then tf.concat([one_hot, continuous, noise], axis=1), "
-               "all float32.")
-def infogan_latent(categories, continuous, noise, num_categories=NUM_CATEGORIES):
-    """G's input (n, num_categories + c + z): one-hot categories, then the continuous codes, then the noise."""
+def _check_latent_parts(categories, continuous, noise, num_categories):
+    """The input rules of `infogan_latent`: one batch size, categories in range."""
     categories = tf.convert_to_tensor(categories)
-    continuous = tf.cast(continuous, tf.float32)
-    noise = tf.cast(noise, tf.float32)
-    sizes = {name: _static_rows(t, name, rank) for name, t, rank in
+    sizes = {name: _static_rows(tf.convert_to_tensor(t), name, rank) for name, t, rank in
              (("categories", categories, 1), ("continuous", continuous, 2), ("noise", noise, 2))}
     known = {v for v in sizes.values() if v is not None}
     if len(known) > 1:
@@ -84,8 +79,13 @@ def infogan_latent(categories, continuous, noise, num_categories=NUM_CATEGORIES)
         low, high = int(tf.reduce_min(categories)), int(tf.reduce_max(categories))
         if low < 0 or high >= num_categories:
             raise ValueError(f"categories must lie in [0, {num_categories}); got values from {low} to {high}")
-    one_hot = tf.one_hot(tf.cast(categories, tf.int32), num_categories, dtype=tf.float32)
-    return tf.concat([one_hot, continuous, noise], axis=1)
+
+
+@exercise("05", cases=_latent_cases, validate=_check_latent_parts,
+          hint="tf.one_hot(categories, num_categories), then tf.concat([one_hot, continuous, noise], axis=1), "
+               "all float32.")
+def infogan_latent(categories, continuous, noise, num_categories=NUM_CATEGORIES):
+    """G's input (n, num_categories + c + z): one-hot categories, then the continuous codes, then the noise."""
 
 
 def split_latent(latent, num_categories=NUM_CATEGORIES, num_continuous=NUM_CONTINUOUS):
@@ -121,18 +121,12 @@ def information_loss(category_logits, categories, code_means, codes, continuous_
 
     The continuous term is mean_n 0.5 * sum_j (c_nj - mu_nj)^2: -log N(c; mu, 1) up to 0.5 ln(2 pi) per code.
     """
-    category_logits = tf.cast(category_logits, tf.float32)
-    categorical = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.cast(categories, tf.int32), logits=category_logits))
-    squared = tf.square(tf.cast(codes, tf.float32) - tf.cast(code_means, tf.float32))
-    continuous = tf.reduce_mean(0.5 * tf.reduce_sum(squared, axis=-1))
-    return categorical + continuous_weight * continuous
 
 
 def categorical_cross_entropy(logits, labels):
     """Mean cross-entropy of integer labels under softmax(logits) (the categorical part of L_I)."""
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32)))
+    return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, tf.cast(logits, tf.float32),
+                                                                       from_logits=True))
 
 
 # ----------------------------------------------------------------------------- AC-GAN losses
@@ -160,13 +154,6 @@ def acgan_discriminator_loss(real_logits, fake_logits, real_class_logits, fake_c
 
     A switch set to False leaves its term out entirely (it is not even computed).
     """
-    loss_d = (gan_losses.bce_with_logits(real_logits, 1.0) + gan_losses.bce_with_logits(fake_logits, 0.0)) / 2
-    loss_c = tf.constant(0.0)
-    if use_loss_cr:
-        loss_c += categorical_cross_entropy(real_class_logits, real_labels) / 2
-    if use_loss_cf:
-        loss_c += categorical_cross_entropy(fake_class_logits, fake_labels) / 2
-    return loss_d + loss_c
 
 
 def acgan_generator_loss(fake_logits, fake_class_logits, fake_labels, use_loss_cf=True):
@@ -201,10 +188,11 @@ def _check_predictions(predicted, labels, num_classes):
 
 def confusion_matrix(predicted, labels, num_classes=NUM_CATEGORIES) -> np.ndarray:
     """counts[code, label]: how many images of each label got each predicted code."""
+    from sklearn.metrics import confusion_matrix as table
+
     predicted, labels = _check_predictions(predicted, labels, num_classes)
-    counts = np.zeros((num_classes, num_classes), np.int64)
-    np.add.at(counts, (predicted, labels), 1)
-    return counts
+    # scikit-learn's rows are its first argument: the codes.
+    return table(predicted, labels, labels=np.arange(num_classes)).astype(np.int64)
 
 
 def code_assignment(predicted, labels, num_classes=NUM_CATEGORIES) -> tuple[np.ndarray, np.ndarray]:
@@ -230,18 +218,11 @@ def _matched_cases(rng):
     return cases
 
 
-@exercise("05", cases=_matched_cases, strict_dtype=False,
+@exercise("05", cases=_matched_cases, strict_dtype=False, validate=_check_predictions,
           hint="build counts[code, label] (np.add.at), then scipy.optimize.linear_sum_assignment(counts, "
                "maximize=True); the accuracy is the matched counts' sum divided by the number of images.")
 def matched_accuracy(predicted, labels, num_classes=NUM_CATEGORIES):
     """Accuracy (a float) of predicted codes after the one-to-one code -> label matching that maximises it."""
-    from scipy.optimize import linear_sum_assignment
-
-    predicted, labels = _check_predictions(predicted, labels, num_classes)
-    counts = np.zeros((num_classes, num_classes), np.int64)
-    np.add.at(counts, (predicted, labels), 1)
-    codes, matched = linear_sum_assignment(counts, maximize=True)
-    return float(counts[codes, matched].sum() / len(labels))
 
 
 # ----------------------------------------------------------------------------- networks

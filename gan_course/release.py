@@ -5,9 +5,15 @@ In a solution notebook an exercise is a code cell whose first line is the marker
 ``### END SOLUTION`` lines.  Release keeps the marker, the signature and the docstring
 (the instructions), replaces the answer with a stub, drops cells tagged ``solution``,
 clears every output and keeps no metadata but the kernel's and the exercise marker's.
+
+Beside the labs it writes ``expected/NN.npz``: each exercise's outputs on its public
+test cases (the ones `gc.check` uses in the notebook), computed from the solutions.  A
+student's machine has no solutions/; `gc.check` compares with these instead.  The
+grader's hidden cases are drawn fresh per student and never written anywhere.
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -99,6 +105,95 @@ def solution_problems(path: Path, nb) -> list[str]:
     return problems
 
 
+def lab_of(path: Path, nb) -> str:
+    return str(nb.metadata.get("gan_course", {}).get("lab") or Path(path).name[:2])
+
+
+def exercise_sections(nb) -> dict[str, str]:
+    """Exercise name -> the title of the last heading above its cell (what a student sees)."""
+    sections, heading = {}, ""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.split("\n"):
+                if line.startswith("#"):
+                    heading = line.lstrip("#").strip()
+        elif cell.cell_type == "code":
+            name = exercise_name(cell.source)
+            if name:
+                sections[name] = heading
+    return sections
+
+
+def _expected_problems(target: Path, meta: dict, arrays: dict) -> list[str]:
+    """What differs between the expected outputs on disk and fresh ones (values within each
+    exercise's tolerance: float results may differ in the last bits between machines)."""
+    from gan_course import checks
+    from gan_course._grade_worker import decode
+
+    try:
+        old = checks.read_expected(target)
+    except (OSError, ValueError, KeyError):
+        return [f"{target}: {'missing' if not target.exists() else 'unreadable'}"]
+    problems = []
+    for name, entry in meta["exercises"].items():
+        previous = old.get("exercises", {}).get(name)
+        if previous is None:
+            problems.append(f"{target}: no expected outputs for {name}")
+            continue
+        ex = checks.get_exercise(name)
+        if previous.get("inputs") != entry["inputs"] or previous.get("section") != entry["section"]:
+            problems.append(f"{target}: {name}: written for other test inputs or another section")
+            continue
+        want, have = decode(entry["outputs"], arrays), decode(previous["outputs"], old["arrays"])
+        if checks.compare(want, have, ex.rtol, ex.atol, ex.strict_dtype) is not None:
+            problems.append(f"{target}: {name}: outputs differ from the solution's")
+    for name in old.get("exercises", {}):
+        if name not in meta["exercises"]:
+            problems.append(f"{target}: {name} is not an exercise of this lab")
+    return problems
+
+
+def release_expected(solutions: Path, labs: Path, check: bool = False) -> list[str]:
+    """Write (or, with check=True, compare) labs/expected/NN.npz for every lab with exercises."""
+    from gan_course import checks
+    from gan_course._grade_worker import write_npz
+
+    problems, written = [], set()
+    for src in sorted(Path(solutions).glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(src, as_version=4)
+        lab = lab_of(src, nb)
+        if lab not in checks.LAB_MODULES:
+            continue
+        registered = [ex.name for ex in checks.load_lab(lab)]
+        present = {name for _, name, _ in checks.exercise_cells(nb)}
+        if not present & set(registered):
+            continue
+        missing = [name for name in registered if name not in present]
+        if missing:
+            problems.append(f"{src}: no exercise cell for {', '.join(missing)} (registered for lab {lab})")
+            continue
+        meta, arrays = checks.expected_outputs(lab, Path(solutions), exercise_sections(nb))
+        target = Path(labs) / checks.EXPECTED_FOLDER / f"{lab}.npz"
+        written.add(target.name)
+        if check:
+            problems += _expected_problems(target, meta, arrays)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".npz.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            write_npz(fd, meta, arrays)
+        finally:
+            os.close(fd)
+        tmp.replace(target)
+    folder = Path(labs) / checks.EXPECTED_FOLDER
+    if folder.is_dir():
+        for extra in sorted(folder.glob("*.npz")):
+            if extra.name not in written:
+                problems.append(f"{extra}: no solution notebook has this lab's exercises")
+    return problems
+
+
 def release(solutions: Path, labs: Path, check: bool = False) -> list[str]:
     """Write labs/ from solutions/ or, with check=True, only list what differs."""
     solutions, labs = Path(solutions), Path(labs)
@@ -128,4 +223,4 @@ def release(solutions: Path, labs: Path, check: bool = False) -> list[str]:
     for extra in sorted(labs.glob("[0-9][0-9]_*.ipynb")):
         if extra.name not in expected:
             problems.append(f"{extra}: has no solution notebook")
-    return problems
+    return problems + release_expected(solutions, labs, check)

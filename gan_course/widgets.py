@@ -23,26 +23,30 @@ def lerp(z_start, z_end, steps: int) -> np.ndarray:
     return ((1 - t) * z_start + t * z_end).astype(np.float32)
 
 
-def slerp(z_start, z_end, steps: int) -> np.ndarray:
-    """`steps` points on the great circle from z_start to z_end (Shoemake 1985; White 2016).
+def great_circle(z_start, z_end, steps: int) -> np.ndarray:
+    """`steps` points along the great circle from z_start to z_end, norms interpolated linearly.
 
     Under z ~ N(0, I) almost all the mass lies near a sphere of radius sqrt(d); the
     straight line between two samples cuts through the low-density middle (its midpoint
-    has about 0.7x their norm), the great circle stays at the typical norm.  Falls back to
-    the straight line when the two vectors are (anti)parallel and the circle is undefined.
+    has about 0.7x their norm), the great circle stays at the typical norm.  The circle is
+    walked as a rotation in the plane of the two vectors (an orthonormal basis from a QR
+    decomposition), so the explorer works before lab 04's `spherical_walk` exercise is
+    done.  Falls back to the straight line when the vectors are (anti)parallel.
     """
-    z_start, z_end = np.asarray(z_start, np.float64), np.asarray(z_end, np.float64)
-    t = np.linspace(0.0, 1.0, steps)[:, None]
-    norms = np.linalg.norm(z_start) * np.linalg.norm(z_end)
-    cos = np.clip(np.dot(z_start, z_end) / norms, -1.0, 1.0) if norms > 0 else 1.0
-    omega = np.arccos(cos)
-    if np.sin(omega) < 1e-6:
-        return lerp(z_start, z_end, steps)
-    path = (np.sin((1 - t) * omega) * z_start + np.sin(t * omega) * z_end) / np.sin(omega)
-    return path.astype(np.float32)
+    pair = np.stack([z_start, z_end], axis=1).astype(np.float64)
+    r_start, r_end = np.linalg.norm(pair, axis=0)
+    basis, upper = np.linalg.qr(pair)
+    if r_start == 0 or r_end == 0 or abs(upper[1, 1]) < 1e-6 * r_end:
+        return lerp(pair[:, 0], pair[:, 1], steps)
+    angle = np.arctan2(abs(upper[1, 1]), upper[0, 1] * np.sign(upper[0, 0]))
+    direction = basis * np.sign(np.diag(upper))  # columns: z_start's direction, then the orthogonal one
+    fractions = np.linspace(0.0, 1.0, steps)
+    radii = (1 - fractions) * r_start + fractions * r_end
+    points = np.cos(fractions * angle)[:, None] * direction[:, 0] + np.sin(fractions * angle)[:, None] * direction[:, 1]
+    return (radii[:, None] * points).astype(np.float32)
 
 
-PATHS = {"linear": lerp, "spherical": slerp}
+PATHS = {"linear": lerp, "spherical": great_circle}
 
 
 # ----------------------------------------------------------------------------- images

@@ -97,18 +97,18 @@ def test_keras_generator_and_rejected_dims():
 def test_lerp_and_slerp_endpoints_and_norms():
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal(64), rng.standard_normal(64)
-    for path in (widgets.lerp(a, b, 7), widgets.slerp(a, b, 7)):
+    for path in (widgets.lerp(a, b, 7), widgets.great_circle(a, b, 7)):
         assert path.shape == (7, 64) and path.dtype == np.float32
         np.testing.assert_allclose(path[0], a, atol=1e-5)
         np.testing.assert_allclose(path[-1], b, atol=1e-5)
     # The straight line's midpoint sags towards the origin; the great circle keeps the norm.
     mid_lerp = np.linalg.norm(widgets.lerp(a, b, 3)[1])
-    mid_slerp = np.linalg.norm(widgets.slerp(a, b, 3)[1])
+    mid_slerp = np.linalg.norm(widgets.great_circle(a, b, 3)[1])
     typical = (np.linalg.norm(a) + np.linalg.norm(b)) / 2
     assert mid_lerp < 0.85 * typical
     assert mid_slerp == pytest.approx(typical, rel=0.1)
     # Parallel vectors: the circle is undefined, the line is used.
-    np.testing.assert_allclose(widgets.slerp(a, 2 * a, 3)[1], 1.5 * a, rtol=1e-5)
+    np.testing.assert_allclose(widgets.great_circle(a, 2 * a, 3)[1], 1.5 * a, rtol=1e-5)
 
 
 def test_interpolation_explorer_follows_its_controls():
@@ -116,7 +116,7 @@ def test_interpolation_explorer_follows_its_controls():
     first = explorer.image.value
     np.testing.assert_allclose(explorer.path(), widgets.lerp(*explorer.endpoints, 4))
     explorer.method.value = "spherical"
-    np.testing.assert_allclose(explorer.path(), widgets.slerp(*explorer.endpoints, 4))
+    np.testing.assert_allclose(explorer.path(), widgets.great_circle(*explorer.endpoints, 4))
     assert explorer.image.value != first
     explorer.steps.value = 6
     assert explorer.path().shape == (6, LATENT)

@@ -683,6 +683,69 @@ def cached_files(name: str) -> list[tuple[RemoteFile, Path]]:
     return found
 
 
+# ----------------------------------------------------------------------------- campus mirror
+def mirror_entries() -> list[tuple[str, RemoteFile]]:
+    """Every file a mirror can serve, as (folder, file): each dataset's files (fallbacks too) and the TF Hub modules."""
+    from gan_course import hub
+
+    entries = [(name, f) for name, ds in DATASETS.items() for f in ds.files + ds.fallback]
+    return entries + [(hub.HUB_FOLDER, f) for f in hub.MODULES.values()]
+
+
+def _same_bytes(path: Path, file: RemoteFile) -> bool:
+    """`verify` without leaving a stamp beside the file (a mirror folder holds only what it serves)."""
+    if not path.is_file():
+        return False
+    if file.checksum is None:
+        return path.stat().st_size > 0
+    return file.accepts(lambda c: file_digest(path, c.split(":", 1)[0]))
+
+
+def _place(source: Path, destination: Path) -> None:
+    """Hard-link (no second copy on the same disk) or copy `source` to `destination`, atomically."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staged = destination.with_name(f".{destination.name}.{os.getpid()}.tmp")
+    staged.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(source, staged)
+        except OSError:
+            shutil.copyfile(source, staged)
+        os.chmod(staged, 0o644)
+        os.replace(staged, destination)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def lay_out_mirror(folder) -> tuple[list[str], list[str]]:
+    """Lay out the verified cache in `folder` as a campus mirror serves it: <folder>/<dataset>/<file>.
+
+    Any static web server can then serve `folder` (`python -m http.server --directory
+    folder` is enough) and GAN_COURSE_MIRRORS=<its address> points every student at it.
+    Only files whose checksums hold are laid out.  A TF Hub module unpacked in the TF Hub
+    cache but without its archive is packed again.  Returns (laid out, missing), as
+    "<dataset>/<file>" names.
+    """
+    from gan_course import hub
+
+    folder = Path(folder)
+    laid, missing = [], []
+    for dataset, file in mirror_entries():
+        source = dataset_dir(dataset) / file.name
+        destination = folder / dataset / file.name
+        name = f"{dataset}/{file.name}"
+        if not verify(source, file):
+            handle = next((h for h, f in hub.MODULES.items() if f == file), None)
+            if dataset != hub.HUB_FOLDER or handle is None or not hub.pack_module(handle, source):
+                missing.append(name)
+                continue
+        if not (destination.is_file() and destination.stat().st_size == source.stat().st_size
+                and _same_bytes(destination, file)):
+            _place(source, destination)
+        laid.append(name)
+    return laid, missing
+
+
 # ----------------------------------------------------------------------------- loading
 @dataclass
 class ImageData:

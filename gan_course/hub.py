@@ -119,6 +119,25 @@ def _unpack(archive: Path, folder: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def pack_module(handle: str, archive: Path) -> bool:
+    """Pack a module unpacked in the TF Hub cache into `archive` (for a mirror); False if it is not cached."""
+    import tarfile
+
+    folder = hub_module_dir(handle)
+    if not _is_saved_model(folder):
+        return False
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    staged = archive.with_name(f".{archive.name}.{os.getpid()}.tmp")
+    try:
+        with tarfile.open(staged, "w:gz") as tar:  # the files at the archive's root, as tfhub.dev packs them
+            for path in sorted(folder.rglob("*")):
+                tar.add(path, arcname=path.relative_to(folder).as_posix(), recursive=False)
+        os.replace(staged, archive)
+    finally:
+        staged.unlink(missing_ok=True)
+    return True
+
+
 def _download_module(handle: str, folder: Path, progress: bool = True) -> None:
     """Fetch the compressed module (mirrors first) and unpack it into `folder`."""
     import tarfile

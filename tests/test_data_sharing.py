@@ -270,3 +270,13 @@ def test_campus_mirrors_come_first_for_every_file(monkeypatch):
     assert urls[:2] == ["http://10.0.0.5:8000/fashion_mnist/train-images-idx3-ubyte.gz",
                         "http://lab.example.edu/gan/fashion_mnist/train-images-idx3-ubyte.gz"]
     assert urls[2:] == list(file.urls)
+
+
+def test_the_celeba_message_names_google_drive_and_the_publishers_baidu_pan(cache, monkeypatch):
+    monkeypatch.setenv(data.ENV_OFFLINE, "1")
+    with pytest.raises(DataUnavailable) as err:
+        data.download("celeba")
+    message = str(err.value)
+    assert "drive.google.com" in message and data.CELEBA_BAIDU in message
+    assert "img_align_celeba.zip (1,443,490,838 bytes, md5 00d2c5bc6d35e252742224ab0c1e8fcb)" in message
+    assert f"export {data.ENV_MIRRORS}=" in message

@@ -348,6 +348,9 @@ def _fetch_one(url: str, part: Path, timeout, progress: bool, label: str) -> boo
         if _caused_by(err, urllib3.exceptions.NewConnectionError):  # refused, or the name does not resolve
             raise MirrorRefused(_reason(err)) from err
         raise
+    except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
+            requests.exceptions.MissingSchema) as err:  # a mistyped GAN_COURSE_MIRRORS entry
+        raise MirrorRefused(_reason(err)) from err
     with response as r:
         if r.status_code == 416 and have:
             return True  # the partial file is already complete; the checksum decides

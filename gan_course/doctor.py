@@ -242,6 +242,11 @@ def check_sources() -> list[Finding]:
     from gan_course import data
 
     bases = data.mirrors()
+    wrong = [base for base in bases if not base.lower().startswith(("http://", "https://"))]
+    if wrong:
+        return [Finding(ERROR, "mirrors", f"{data.ENV_MIRRORS} holds {', '.join(map(repr, wrong))}, not an http(s) "
+                                          "address", f"export {data.ENV_MIRRORS}=http://<server>:<port> (the folder "
+                                                     "`gan-course mirror` laid out, served by a web server)")]
     if bases:
         findings = [Finding(OK, "mirrors", f"{data.ENV_MIRRORS}: {', '.join(bases)} (tried before the public sources)")]
     else:

@@ -371,7 +371,7 @@ def _fetch_one(url: str, part: Path, timeout, progress: bool, label: str) -> boo
         total = r.headers.get("Content-Length")
         total = int(total) + have if total is not None else None
         mode = "ab" if resumed else "wb"
-        with open(part, mode) as out, tqdm(
+        with _open_staged(part, mode) as out, tqdm(
             total=total, initial=have, unit="B", unit_scale=True, desc=label, disable=not progress, leave=False
         ) as bar:
             first = not resumed
@@ -388,6 +388,21 @@ def _fetch_one(url: str, part: Path, timeout, progress: bool, label: str) -> boo
         if total is not None and part.stat().st_size < total:
             raise IOError(f"transfer ended early ({part.stat().st_size} of {total} bytes)")
         return resumed
+
+
+def _open_staged(path: Path, mode: str):
+    """Open a file in a staging folder, making the folder again if it has just gone.
+
+    Staging folders are removed when they fall empty, by whichever process empties them;
+    that may happen between making the folder and opening the file in it.
+    """
+    for _ in range(5):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return open(path, mode)
+        except FileNotFoundError:
+            continue
+    return open(path, mode)
 
 
 def _caused_by(err: BaseException, kind) -> bool:
@@ -547,9 +562,9 @@ def _fetch_locked(dataset: str, file: RemoteFile, target: Path, retries: int, ti
             tried.append(f"{local}: not present")
             continue
         copying = part.with_name(f"{file.name}.{os.getpid()}.copying")
-        copying.parent.mkdir(parents=True, exist_ok=True)
         try:
-            shutil.copyfile(local, copying)
+            with open(local, "rb") as source, _open_staged(copying, "wb") as out:
+                shutil.copyfileobj(source, out, 1 << 20)
             if verify(copying, file):
                 _install(copying, target)
                 return target

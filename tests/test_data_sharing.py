@@ -280,3 +280,25 @@ def test_the_celeba_message_names_google_drive_and_the_publishers_baidu_pan(cach
     assert "drive.google.com" in message and data.CELEBA_BAIDU in message
     assert "img_align_celeba.zip (1,443,490,838 bytes, md5 00d2c5bc6d35e252742224ab0c1e8fcb)" in message
     assert f"export {data.ENV_MIRRORS}=" in message
+
+
+def test_processes_fetching_different_files_at_once_share_the_staging_folders(cache, monkeypatch, tmp_path):
+    """Two datasets fetched in opposite orders: staging folders made and removed by different processes."""
+    _, blobs = small_fashion(seed=1)
+    other = {f"o{i}.bin": bytes([i]) * 30_000 for i in range(4)}
+    with Loopback(delay=0.002, chunk=2048) as server:
+        serve_fashion(monkeypatch, server, blobs)
+        for name, blob in other.items():
+            server.files[f"/other/{name}"] = blob
+        monkeypatch.setitem(data.DATASETS, "other", Dataset("other", "other", tuple(
+            RemoteFile(name, sha256(blob), (f"{server.url}/other/{name}",)) for name, blob in other.items())))
+        options = dict(progress=False, timeout=5)
+        forwards = lambda: len(data.download("fashion_mnist", **options) + data.download("other", **options))
+        backwards = lambda: len(data.download("other", **options) + data.download("fashion_mnist", **options))
+        for trial in range(5):
+            monkeypatch.setenv(data.ENV_DATA, str(tmp_path / f"cache{trial}"))
+            server.log.clear()
+            outcomes = run_together([forwards, backwards, forwards, backwards], tmp_path, f"mix{trial}")
+            assert [o for o, _ in outcomes] == ["ok 8"] * 4, outcomes
+            assert sorted(path for path, _ in server.log) == sorted(
+                [f"/fm/{n}" for n in blobs] + [f"/other/{n}" for n in other])

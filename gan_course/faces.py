@@ -343,10 +343,15 @@ def load_face_crops(limit: int, allow_standin: bool | None = None, progress: boo
         images = np.load(cached)
     else:
         images = read_celeba_crops(folder, limit, progress=progress)
-        staged = cached.with_name(f".{cached.name}")
-        with open(staged, "wb") as f:
-            np.save(f, images)
-        staged.replace(cached)
+        import os
+
+        staged = cached.with_name(f".{cached.name}.{os.getpid()}")  # kernels sharing the cache write apart
+        try:
+            with open(staged, "wb") as f:
+                np.save(f, images)
+            staged.replace(cached)
+        except OSError:
+            staged.unlink(missing_ok=True)  # a read-only or full cache: decode again next time
     return FaceCrops(images, f"CelebA aligned faces, central {FACE_CROP}x{FACE_CROP} crop", False, "")
 
 

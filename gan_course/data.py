@@ -42,6 +42,11 @@ READ_TIMEOUT = 15.0
 WAIT_STALL_SECONDS = 600.0
 
 
+# Lines that several messages end with, written once.
+MIRROR_HINT = f"A campus mirror, if your course has one: export {ENV_MIRRORS}=<its address>."
+REAL_DATA_ONLY = "This profile trains only on the real data; GAN_COURSE_ALLOW_STANDIN=1 allows the labelled stand-in."
+
+
 class DataUnavailable(RuntimeError):
     """The real data is neither in the cache nor downloadable; the message says what to do."""
 
@@ -636,7 +641,7 @@ def _unavailable_message(dataset: str, file: RemoteFile, target: Path, tried: li
     if manual:
         lines.append(manual)
     if not mirrors():
-        lines.append(f"A campus mirror, if your course has one: export {ENV_MIRRORS}=<its address>.")
+        lines.append(MIRROR_HINT)
     return "\n".join(lines)
 
 
@@ -941,8 +946,7 @@ def load(name: str, split: str = "train", value_range=(-1.0, 1.0), limit: int | 
 
             allow_standin = profile().allow_standin
         if not allow_standin:
-            raise DataUnavailable(f"{err}\nThis profile trains only on the real data; "
-                                  "GAN_COURSE_ALLOW_STANDIN=1 allows the labelled stand-in.") from None
+            raise DataUnavailable(f"{err}\n{REAL_DATA_ONLY}") from None
         for source in ds.standin:
             description, make = STANDINS[source]
             arrays = make()

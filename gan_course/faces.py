@@ -331,8 +331,7 @@ def load_face_crops(limit: int, allow_standin: bool | None = None, progress: boo
 
             allow_standin = profile().allow_standin
         if not allow_standin:
-            raise data.DataUnavailable(f"{err}\nThis profile trains only on the real data; "
-                                       "GAN_COURSE_ALLOW_STANDIN=1 allows the labelled stand-in.") from None
+            raise data.DataUnavailable(f"{err}\n{data.REAL_DATA_ONLY}") from None
         note = (f"⚠ STAND-IN DATA: CelebA is not available here, so this lab runs on {STANDIN_DESCRIPTION}. "
                 f"Put img_align_celeba.zip in {data.dataset_dir('celeba')}/ for the real faces.")
         if not quiet:

@@ -76,7 +76,7 @@ def _hub_message(handle: str, folder: Path, reason: str) -> str:
              f"set {HUB_CACHE_ENV} to keep modules elsewhere.",
              f"Or put the archive at {archive} and run the cell again."]
     if not data.mirrors():
-        lines.append(f"A campus mirror, if your course has one: export {data.ENV_MIRRORS}=<its address>.")
+        lines.append(data.MIRROR_HINT)
     return "\n".join(lines)
 
 

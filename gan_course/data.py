@@ -679,14 +679,16 @@ def download(name: str, **options) -> list[Path]:
     paths, failures = _fetch_all(name, ds.files, options)
     if not failures:
         return paths
+    header = f"{len(failures)} files of the {name!r} dataset could not be fetched:"
     if ds.fallback:
         paths, more = _fetch_all(name, ds.fallback, options)
         if not more:
             return paths
         failures += more
-    if len(failures) == 1:
+        header = (f"The {name!r} dataset could not be fetched, neither as {', '.join(f.name for f in ds.files)} "
+                  f"nor as {', '.join(f.name for f in ds.fallback)}:")
+    elif len(failures) == 1:
         raise failures[0]
-    header = f"{len(failures)} files of the {name!r} dataset could not be fetched:"
     raise DataUnavailable("\n\n".join([header] + [str(f) for f in failures]))
 
 

@@ -302,3 +302,16 @@ def test_processes_fetching_different_files_at_once_share_the_staging_folders(ca
             assert [o for o, _ in outcomes] == ["ok 8"] * 4, outcomes
             assert sorted(path for path, _ in server.log) == sorted(
                 [f"/fm/{n}" for n in blobs] + [f"/other/{n}" for n in other])
+
+
+def test_mnist_that_cannot_be_had_either_way_says_so_in_one_report(cache, monkeypatch):
+    monkeypatch.setenv(data.ENV_OFFLINE, "1")
+    with pytest.raises(DataUnavailable) as err:
+        data.download("mnist")
+    message = str(err.value)
+    assert message.splitlines()[0] == (
+        "The 'mnist' dataset could not be fetched, neither as mnist.npz nor as train-images-idx3-ubyte.gz, "
+        "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz:")
+    for f in data.DATASETS["mnist"].files + data.DATASETS["mnist"].fallback:
+        assert f"Could not get {f.name} for the 'mnist' dataset." in message
+        assert all(url in message for url in f.urls)

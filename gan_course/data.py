@@ -583,38 +583,47 @@ def _fetch_locked(dataset: str, file: RemoteFile, target: Path, retries: int, ti
         raise DataUnavailable(_unavailable_message(dataset, file, target, tried))
 
     faults = (IOError, requests.RequestException, urllib3.exceptions.HTTPError)
-    for url in urls:
-        reason, fresh_tries = "not tried", 1
-        for attempt in range(retries):
-            part.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                resumed = _fetch_one(url, part, timeout, progress, file.name)
-            except MirrorRefused as err:
-                reason = str(err)
-                if part.exists() and not part.stat().st_size:
-                    _discard(part)
-                elif str(err) == HTML_PAGE:
-                    _discard(part)
-                break  # this mirror will not get better by asking again
-            except MirrorStalled as err:
-                reason = str(err)
-                break  # the bytes so far stay staged: the next mirror resumes from them
-            except faults as err:
-                if _local_fault(err):
-                    raise  # the disk, not the network: reported once, as the cache's fault
-                reason = _reason(err)
-                if attempt + 1 < retries:
-                    time.sleep(backoff * (attempt + 1))
-                continue
-            if verify(part, file):
-                _install(part, target)
-                return target
-            _discard(part)
-            reason = "checksum mismatch (the file was discarded)"
-            if not (resumed and fresh_tries):
-                break
-            fresh_tries -= 1  # the stale part may be the culprit: one transfer from scratch
-        tried.append(f"{url}: {reason}")
+    # A mirror that stalls after sending some bytes is left for the next one at once, and
+    # asked once more at the end (resuming) if no other mirror could finish the file.
+    stalled, rounds = [], [list(urls)]
+    while rounds:
+        for url in rounds.pop():
+            reason, fresh_tries = "not tried", 1
+            for attempt in range(retries):
+                part.parent.mkdir(parents=True, exist_ok=True)
+                before = part.stat().st_size if part.exists() else 0
+                try:
+                    resumed = _fetch_one(url, part, timeout, progress, file.name)
+                except MirrorRefused as err:
+                    reason = str(err)
+                    if part.exists() and not part.stat().st_size:
+                        _discard(part)
+                    elif str(err) == HTML_PAGE:
+                        _discard(part)
+                    break  # this mirror will not get better by asking again
+                except MirrorStalled as err:
+                    reason = str(err)
+                    if (part.stat().st_size if part.exists() else 0) > before and url not in stalled:
+                        stalled.append(url)
+                    break  # the bytes so far stay staged: the next mirror resumes from them
+                except faults as err:
+                    if _local_fault(err):
+                        raise  # the disk, not the network: reported once, as the cache's fault
+                    reason = _reason(err)
+                    if attempt + 1 < retries:
+                        time.sleep(backoff * (attempt + 1))
+                    continue
+                if verify(part, file):
+                    _install(part, target)
+                    return target
+                _discard(part)
+                reason = "checksum mismatch (the file was discarded)"
+                if not (resumed and fresh_tries):
+                    break
+                fresh_tries -= 1  # the stale part may be the culprit: one transfer from scratch
+            tried.append(f"{url}: {reason}")
+        if stalled and len(tried) == len(urls):  # one more round, for the mirrors that were making progress
+            rounds.append(stalled)
     if part.exists() and not part.stat().st_size:
         part.unlink()
     _prune_staging(part.parent)  # an interrupted transfer's part stays, for the next call to resume

@@ -315,3 +315,16 @@ def test_mnist_that_cannot_be_had_either_way_says_so_in_one_report(cache, monkey
     for f in data.DATASETS["mnist"].files + data.DATASETS["mnist"].fallback:
         assert f"Could not get {f.name} for the 'mnist' dataset." in message
         assert all(url in message for url in f.urls)
+
+
+def test_a_mirror_that_stalls_after_progress_is_asked_again_when_no_other_can_finish(cache, monkeypatch,
+                                                                                     closed_port):
+    blob = bytes(range(256)) * 1024
+    with Loopback(stall_seconds=2.0) as flaky:
+        flaky.files["/blob.bin"] = blob
+        flaky.stall["/blob.bin"] = len(blob) // 2  # the first answer stalls half-way; a resumed one does not
+        file = RemoteFile("blob.bin", sha256(blob), (flaky.url + "/blob.bin", f"http://127.0.0.1:{closed_port}/b"))
+        monkeypatch.setitem(data.DATASETS, "fake", Dataset("fake", "fake", (file,)))
+        path = data.fetch("fake", file, progress=False, timeout=(2.0, 0.5))
+    assert path.read_bytes() == blob
+    assert [r for _, r in flaky.log] == [None, f"bytes={len(blob) // 2}-"]

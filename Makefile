@@ -5,6 +5,15 @@ BIN := $(VENV)/bin
 # The GPU wheel where an NVIDIA driver is present, the CPU wheel elsewhere.
 TF_EXTRA ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
 NBVAL := --nbval --nbval-cell-timeout=900 -p no:cacheprovider
+# JupyterLab refuses to start as root without --allow-root, and students run as root in
+# the lab's containers: the flag is added only for root.  In a container the page must be
+# reachable from outside it, so the server listens on every address there.
+LAB_UID ?= $(shell id -u)
+LAB_PORT ?= 8888
+LAB_IP ?= $(shell test -f /.dockerenv -o -f /run/.containerenv && echo 0.0.0.0 || echo localhost)
+LAB_FLAGS := --notebook-dir=labs --ip=$(LAB_IP) --port=$(LAB_PORT) \
+	$(if $(filter 0,$(LAB_UID)),--allow-root --no-browser)
+LAB_PAGE := http://$(if $(filter 0.0.0.0,$(LAB_IP)),<this machine's address>,localhost):$(LAB_PORT)/lab
 
 .PHONY: setup lab test unit notebooks release check-release doctor clean
 
@@ -17,7 +26,8 @@ $(BIN)/.installed: pyproject.toml
 setup: $(BIN)/.installed
 
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=labs
+	@echo "JupyterLab: open $(LAB_PAGE) and give it the token from the link printed below."
+	$(BIN)/jupyter lab $(LAB_FLAGS)
 
 unit: setup
 	$(BIN)/python -m pytest -q tests

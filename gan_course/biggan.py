@@ -824,118 +824,16 @@ def truncation_sampler(gan: ConditionalGAN, count: int):
 
 
 # ----------------------------------------------------------------------------- pretrained BigGAN-deep
-BIGGAN_DEEP_HANDLE = "https://tfhub.dev/deepmind/biggan-deep-128/1"
-HUB_CACHE_ENV = "TFHUB_CACHE_DIR"
+# The TF Hub loader lives in gan_course.hub (it downloads through the data layer); its names stay importable here.
+from gan_course.hub import (BIGGAN_DEEP_HANDLE, HUB_CACHE_ENV, HubModuleUnavailable, _hub_message,  # noqa: E402,F401
+                            _is_saved_model, _tensorflow_hub, hub_cache_dir, hub_download_url, hub_module_dir,
+                            load_hub_module)
+
 # A few ImageNet classes (index: name) for the lab's pickers; the module takes any of 1000.
 IMAGENET_CLASSES = {1: "goldfish", 22: "bald eagle", 88: "macaw", 130: "flamingo", 207: "golden retriever",
                     281: "tabby cat", 291: "lion", 323: "monarch butterfly", 388: "giant panda", 417: "balloon",
                     511: "convertible", 933: "cheeseburger", 947: "mushroom", 963: "pizza", 970: "alp",
                     980: "volcano"}
-
-
-class HubModuleUnavailable(RuntimeError):
-    """The TF Hub module is neither cached nor downloadable here; the message says how to get it."""
-
-
-def hub_cache_dir() -> Path:
-    """Where TF Hub modules are cached: TFHUB_CACHE_DIR, else tensorflow_hub's default
-    (the system's temporary folder / tfhub_modules)."""
-    return Path(os.environ.get(HUB_CACHE_ENV) or Path(tempfile.gettempdir()) / "tfhub_modules")
-
-
-def hub_module_dir(handle: str) -> Path:
-    """The folder tensorflow_hub resolves `handle` to: the cache dir / sha1 of the handle's text."""
-    return hub_cache_dir() / hashlib.sha1(handle.encode("utf8")).hexdigest()
-
-
-def hub_download_url(handle: str) -> str:
-    """The compressed (.tar.gz) download of a tfhub.dev handle (tfhub.dev forwards it to Kaggle Models)."""
-    return f"{handle}?tf-hub-format=compressed"
-
-
-def _hub_message(handle: str, folder: Path, reason: str) -> str:
-    url = hub_download_url(handle)
-    return (f"The pretrained module {handle} is not available: {reason}.\n"
-            f"To use it, download {url}\n"
-            f"(about 200 MB, a .tar.gz of a TF1 Hub module; the same files are on Kaggle Models as "
-            f"deepmind/biggan, variation deep-128) and unpack it into\n  {folder}\n"
-            f"for example:  mkdir -p {folder} && curl -L '{url}' | tar -xz -C {folder}\n"
-            f"That folder is {HUB_CACHE_ENV}/sha1(handle), where tensorflow_hub looks for the handle; "
-            f"set {HUB_CACHE_ENV} to keep modules elsewhere.")
-
-
-def _is_saved_model(folder: Path) -> bool:
-    return (folder / "saved_model.pb").is_file() or (folder / "saved_model.pbtxt").is_file()
-
-
-def _tensorflow_hub():
-    """The tensorflow_hub package if it imports, else None.
-
-    tensorflow_hub 0.16 imports tf_keras (Keras 2) when it is imported and fails under
-    Keras 3 without it, and tf_keras would install a second TensorFlow.  For a SavedModel
-    `hub.load` is `tf.saved_model.load` on the cached folder, which is what the fallback does.
-    """
-    import io
-
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # its failed import prints a long notice
-            import tensorflow_hub as hub
-    except ImportError:
-        return None
-    return hub
-
-
-def _download_module(handle: str, folder: Path, timeout: float = 60.0) -> None:
-    """Fetch the compressed module and unpack it into `folder` (whole or not at all)."""
-    import shutil
-    import tarfile
-    import urllib.request
-
-    from gan_course.data import _offline
-
-    if _offline():
-        raise HubModuleUnavailable(_hub_message(handle, folder, "downloads are off (GAN_COURSE_OFFLINE)"))
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=folder.name + ".", suffix=".tmp", dir=folder.parent))
-    try:
-        archive = staging / "module.tar.gz"
-        with urllib.request.urlopen(hub_download_url(handle), timeout=timeout) as response, open(archive, "wb") as f:
-            shutil.copyfileobj(response, f)
-        unpacked = staging / "module"
-        with tarfile.open(archive) as tar:
-            tar.extractall(unpacked, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
-        if not _is_saved_model(unpacked):
-            raise HubModuleUnavailable(_hub_message(handle, folder, "the download holds no saved_model.pb"))
-        os.replace(unpacked, folder)  # a rename: another kernel never sees half a module
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def load_hub_module(handle: str, download: bool = False):
-    """A TF Hub module by its handle: `tensorflow_hub.load(handle)` where tensorflow_hub imports,
-    else `tf.saved_model.load` of the folder tensorflow_hub would use (`hub_module_dir`).
-
-    Not cached and `download=False` (or the download fails): `HubModuleUnavailable`, whose
-    message gives the handle, the download URL and the folder to unpack it into.
-    """
-    import urllib.error
-
-    folder = hub_module_dir(handle)
-    cached = _is_saved_model(folder)
-    if not cached and not download:
-        raise HubModuleUnavailable(_hub_message(handle, folder, f"it is not in the TF Hub cache ({folder.parent})"))
-    try:
-        hub = _tensorflow_hub()
-        if hub is not None:
-            return hub.load(handle)
-        if not cached:
-            _download_module(handle, folder)
-        # A TF1 Hub module (tfhub_module.pb beside the SavedModel) keeps its graph under
-        # the empty tag set, as hub.load knows.
-        return tf.saved_model.load(str(folder), tags=[] if (folder / "tfhub_module.pb").exists() else None)
-    except (OSError, ValueError, urllib.error.URLError, tf.errors.OpError) as err:
-        reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-        raise HubModuleUnavailable(_hub_message(handle, folder, reason)) from err
 
 
 class PretrainedBigGAN:

@@ -40,23 +40,53 @@ def cmd_release(args) -> int:
 def cmd_download(args) -> int:
     from gan_course import data
 
+    from gan_course import hub
+
     names = args.names or list(data.DATASETS)
-    unknown = [n for n in names if n not in data.DATASETS]
+    known = list(data.DATASETS) + [hub.HUB_FOLDER]
+    unknown = [n for n in names if n not in known]
     if unknown:
         print(
-            f"gan-course download: unknown dataset(s) {', '.join(unknown)}; known: {', '.join(data.DATASETS)}",
+            f"gan-course download: unknown dataset(s) {', '.join(unknown)}; known: {', '.join(known)}",
             file=sys.stderr,
         )
         return 2
     failed = 0
     for name in names:
         try:
-            paths = data.download(name)
+            if name == hub.HUB_FOLDER:  # the TF Hub modules' archives, for a campus mirror
+                paths = [data.fetch(hub.HUB_FOLDER, f) for f in hub.MODULES.values()]
+            else:
+                paths = data.download(name)
             print(f"{name}: ready in {paths[0].parent}")
         except data.DataUnavailable as err:
             failed += 1
             print(f"{name}: {err}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def cmd_mirror(args) -> int:
+    from gan_course import data
+
+    folder = Path(args.folder).resolve()
+    try:
+        laid, missing = data.lay_out_mirror(folder)
+    except OSError as err:
+        print(f"gan-course mirror: cannot write {folder} ({err.strerror or err})", file=sys.stderr)
+        return 2
+    print(f"Laid out {len(laid)} verified file(s) from {data.cache_dir()} in {folder}:")
+    for name in laid:
+        print(f"  {name}")
+    if missing:
+        print(f"Not in this cache, so not on the mirror: {', '.join(missing)}")
+        print("  (fetch them first: `gan-course download`, `gan-course download hub` for the BigGAN-deep module)")
+    if not laid:
+        return 1
+    print("Serve the folder with any static web server, for example:")
+    print(f"  python -m http.server {args.port} --directory {folder}")
+    print("and point every student's environment at it (it is tried before the public sources):")
+    print(f"  export {data.ENV_MIRRORS}=http://<this server's address>:{args.port}")
+    return 0
 
 
 def cmd_doctor(args) -> int:
@@ -77,8 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     p = sub.add_parser("download", help="fetch datasets into the cache (GAN_COURSE_DATA)")
-    p.add_argument("names", nargs="*", metavar="NAME", help="datasets to fetch (default: all)")
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="datasets to fetch (default: all); `hub` fetches the TF Hub modules' archives")
     p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("mirror", help="lay out the verified data cache as a folder a web server can serve "
+                                      "to a class (then set GAN_COURSE_MIRRORS)")
+    p.add_argument("folder", metavar="DIR", help="the folder to fill: DIR/<dataset>/<file>")
+    p.add_argument("--port", type=int, default=8000, help="port shown in the instructions (default: 8000)")
+    p.set_defaults(func=cmd_mirror)
 
     p = sub.add_parser("doctor", help="check this machine for the labs and say how to fix what is missing")
     p.set_defaults(func=cmd_doctor)

@@ -8,9 +8,124 @@ learning" (2016), whose notation (i, k, s, p, o and i', o', a) the lab follows.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from gan_course.checks import exercise
+
+# ----------------------------------------------------------------------------- the rules, checked once
+@dataclass(frozen=True)
+class Geometry:
+    """A checked (i, k, s, p, a) and its output side o (o' for a transposed convolution).
+
+    p is an int, or "same" / "valid" in lower case; `pads` are the zeros before and after
+    on each axis (TensorFlow's "same" puts the odd one after).
+    """
+
+    i: int
+    k: int
+    s: int
+    p: int | str
+    output_padding: int
+    transposed: bool
+    o: int
+    pads: tuple[int, int]
+
+    @property
+    def explicit_p(self) -> int:
+        """p as a number of zeros on every side ("valid" is 0); "same" has no single p."""
+        if self.p == "same":
+            raise ValueError(f"this takes an integer padding p (or 'valid'); 'same' pads {self.pads[0]} before "
+                             f"and {self.pads[1]} after here, so give p explicitly")
+        return 0 if self.p == "valid" else self.p
+
+
+PADDING_RULE = "padding p must be an integer ≥ 0 or one of the names 'same' and 'valid' (in any case)"
+CONV_RULE = "o = floor((i + 2p - k)/s) + 1 must be ≥ 1"
+TRANSPOSED_RULE = "o' = s(i' - 1) + a + k - 2p must be ≥ 1"
+
+
+def _whole(value, name: str, least: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, (float, np.floating)) and float(value).is_integer():
+            value = int(value)
+        else:
+            raise ValueError(f"{name} must be an integer ≥ {least}, not {value!r}")
+    if value < least:
+        raise ValueError(f"{name} must be an integer ≥ {least}, not {value}")
+    return int(value)
+
+
+def conv_geometry(i, k, s=1, p=0, output_padding=0, transposed=False) -> Geometry:
+    """Check a convolution's (or a transposed convolution's) arguments and work out its output side.
+
+    i: input side (i' for a transposed convolution), k: kernel side, s: stride, p: zeros
+    on each side or "same" / "valid" in any case, output_padding: Dumoulin and Visin's a.
+    Every public helper of this module checks its arguments here, so a bad argument is a
+    ValueError that states the rule it breaks, never an error from inside NumPy or TensorFlow.
+    """
+    i = _whole(i, "the input side i" + ("'" if transposed else ""), 1)
+    k = _whole(k, "the kernel side k", 1)
+    s = _whole(s, "the stride s", 1)
+    if isinstance(p, str):
+        if p.lower() not in ("same", "valid"):
+            raise ValueError(f"{PADDING_RULE}, not {p!r}")
+        p = p.lower()
+    else:
+        try:
+            p = _whole(p, "padding p", 0)
+        except ValueError:
+            raise ValueError(f"{PADDING_RULE}, not {p!r}") from None
+    a = _whole(output_padding, "the output padding a", 0)
+    if not transposed:
+        if a:
+            raise ValueError(f"output padding a applies to a transposed convolution only (a = {a})")
+        pad = 0 if p in ("same", "valid") else p
+        if p != "same" and i + 2 * pad < k:
+            raise ValueError(f"no output pixel: {CONV_RULE}, but i = {i}, k = {k}, s = {s}, p = {pad} leave none "
+                             f"(the kernel is larger than the padded input: k > i + 2p)")
+        o = _keras_side(i, k, s, p, 0, False)
+        total = max((o - 1) * s + k - i, 0) if p == "same" else 2 * pad
+        return Geometry(i, k, s, p, 0, False, o, (total // 2, total - total // 2))
+    if a >= s:
+        raise ValueError(f"output padding a must be smaller than the stride: 0 ≤ a < s, but a = {a}, s = {s} "
+                         "(a picks one of the s input sides a strided convolution maps to the same output; "
+                         "TensorFlow refuses a ≥ s)")
+    if p == "same" and a:
+        raise ValueError(f"output padding a goes with an integer p; with 'same' the output side is s·i' "
+                         f"= {s * i} (a = {a})")
+    pad = 0 if p in ("same", "valid") else p
+    o = _keras_side(i, k, s, p, a, True)
+    if o < 1:
+        raise ValueError(f"no output pixel: {TRANSPOSED_RULE}, but i' = {i}, k = {k}, s = {s}, p = {pad}, a = {a} "
+                         f"give o' = {o} (the padding crops away every pixel: 2p ≥ s(i' - 1) + a + k)")
+    total = max((i - 1) * s + k - o, 0) if p == "same" else 2 * pad
+    return Geometry(i, k, s, p, a, True, o, (total // 2, total - total // 2))
+
+
+def _keras_side(i, k, s, p, a, transposed) -> int:
+    """The output side as Keras' own layers work it out (the lab's exercises derive the
+    formula; the helpers ask the framework, so they work before those exercises are done).
+    An integer p is applied as p zeros around the input (or cropped from a transposed output)."""
+    import keras
+
+    if transposed:
+        layer = keras.layers.Conv2DTranspose(1, k, strides=s, padding="same" if p == "same" else "valid",
+                                             output_padding=None if p == "same" else a)
+        side = layer.compute_output_shape((1, i, i, 1))[1]
+        return int(side) - (0 if p in ("same", "valid") else 2 * p)
+    layer = keras.layers.Conv2D(1, k, strides=s, padding="same" if p == "same" else "valid")
+    padded = i + (0 if p in ("same", "valid") else 2 * p)
+    return int(layer.compute_output_shape((1, padded, padded, 1))[1])
+
+
+def _square(x, name: str) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    if x.ndim != 2 or x.shape[0] != x.shape[1] or x.shape[0] < 1:
+        raise ValueError(f"{name} must be a square 2-D array (side, side), not of shape {x.shape}")
+    return x
+
 
 # Colours of the explorer and the figures (colour-blind safe "deep" palette).
 INPUT_COLOUR, ZERO_COLOUR, OUTPUT_COLOUR, KERNEL_COLOUR = "#4c72b0", "#dddddd", "#55a868", "#dd8452"
@@ -47,8 +162,7 @@ def conv_output_size(i, k, s=1, p=0):
 
 def same_padding(i, k, s=1):
     """The zeros TensorFlow's "same" adds before and after (the odd one goes after)."""
-    total = max((conv_output_size(i, k, s, "same") - 1) * s + k - i, 0)
-    return total // 2, total - total // 2
+    return conv_geometry(i, k, s, "same").pads
 
 
 # ----------------------------------------------------------------------------- the matrix C
@@ -102,7 +216,8 @@ def output_padding_to_invert(i, k, s=1, p=0):
     A convolution maps s different input sides to the same output side (the last
     (i + 2p - k) mod s rows are never reached by the kernel); a says which one to return.
     """
-    return (i + 2 * p - k) % s
+    g = conv_geometry(i, k, s, p)
+    return (g.i + 2 * g.explicit_p - g.k) % g.s
 
 
 def _transpose_cases(rng):
@@ -151,37 +266,42 @@ def conv_transpose_by_zero_insertion(x, kernel, stride=1, padding=0, output_padd
     Insert stride - 1 zeros between pixels, pad with k - 1 - p zeros (plus a = output_padding
     more after), and slide the kernel flipped by 180 degrees over it with stride 1.
     """
-    kernel = np.asarray(kernel, np.float32)
-    k = kernel.shape[0]
-    z = _pad_or_crop(zero_insert(x, stride), k - 1 - padding, k - 1 - padding + output_padding)
+    x, kernel = _square(x, "x"), _square(kernel, "kernel")
+    g = conv_geometry(x.shape[0], kernel.shape[0], stride, padding, output_padding, transposed=True)
+    p, k, s = g.explicit_p, g.k, g.s
+    spread = np.zeros(((g.i - 1) * s + 1,) * 2, np.float32)  # stride - 1 zeros between neighbours
+    spread[::s, ::s] = x
+    z = _pad_or_crop(spread, k - 1 - p, k - 1 - p + g.output_padding)
     return conv2d(z, kernel[::-1, ::-1], 1, 0)
 
 
 # ----------------------------------------------------------------------------- TensorFlow, side by side
-def _tf_padding(padding):
-    if isinstance(padding, str):
-        return padding.upper()
-    return [[0, 0], [padding, padding], [padding, padding], [0, 0]]
+def _tf_padding(g: Geometry):
+    if isinstance(g.p, str):
+        return g.p.upper()
+    return [[0, 0], [g.p, g.p], [g.p, g.p], [0, 0]]
 
 
 def conv2d(x, kernel, stride=1, padding=0):
-    """tf.nn.conv2d on one single-channel 2-D image; padding is an int p, "valid" or "same"."""
+    """tf.nn.conv2d on one single-channel 2-D image; padding is an int p, "valid" or "same" (any case)."""
     import tensorflow as tf
 
-    x = tf.constant(np.asarray(x, np.float32)[None, :, :, None])
-    w = tf.constant(np.asarray(kernel, np.float32)[:, :, None, None])
-    return tf.nn.conv2d(x, w, strides=stride, padding=_tf_padding(padding)).numpy()[0, :, :, 0]
+    x, kernel = _square(x, "x"), _square(kernel, "kernel")
+    g = conv_geometry(x.shape[0], kernel.shape[0], stride, padding)
+    out = tf.nn.conv2d(tf.constant(x[None, :, :, None]), tf.constant(kernel[:, :, None, None]), strides=g.s,
+                       padding=_tf_padding(g))
+    return out.numpy()[0, :, :, 0]
 
 
 def conv2d_transpose(x, kernel, stride=1, padding=0, output_padding=0):
-    """tf.nn.conv2d_transpose on one single-channel 2-D image, output side from the size relation."""
+    """tf.nn.conv2d_transpose on one single-channel 2-D image, output side from the size relation
+    (o' = s(i' - 1) + a + k - 2p; s·i' for "same")."""
     import tensorflow as tf
 
-    x = np.asarray(x, np.float32)
-    kernel = np.asarray(kernel, np.float32)
-    side = transposed_output_size(len(x), len(kernel), stride, padding, output_padding)
+    x, kernel = _square(x, "x"), _square(kernel, "kernel")
+    g = conv_geometry(x.shape[0], kernel.shape[0], stride, padding, output_padding, transposed=True)
     out = tf.nn.conv2d_transpose(tf.constant(x[None, :, :, None]), tf.constant(kernel[:, :, None, None]),
-                                 output_shape=[1, side, side, 1], strides=stride, padding=_tf_padding(padding))
+                                 output_shape=[1, g.o, g.o, 1], strides=g.s, padding=_tf_padding(g))
     return out.numpy()[0, :, :, 0]
 
 
@@ -189,22 +309,30 @@ def input_gradient(y_grad, kernel, input_size, stride=1, padding=0):
     """dL/dx of L = sum(conv2d(x) * y_grad), from tf.GradientTape (it does not depend on x)."""
     import tensorflow as tf
 
-    x = tf.Variable(tf.zeros((1, input_size, input_size, 1)))
-    w = tf.constant(np.asarray(kernel, np.float32)[:, :, None, None])
+    kernel = _square(kernel, "kernel")
+    g = conv_geometry(input_size, kernel.shape[0], stride, padding)
+    y_grad = np.asarray(y_grad, np.float32)
+    if y_grad.shape != (g.o, g.o):
+        raise ValueError(f"y_grad must have the output's shape (o, o) = ({g.o}, {g.o}), not {y_grad.shape}")
+    x = tf.Variable(tf.zeros((1, g.i, g.i, 1)))
+    w = tf.constant(kernel[:, :, None, None])
     with tf.GradientTape() as tape:
-        y = tf.nn.conv2d(x, w, strides=stride, padding=_tf_padding(padding))
-        loss = tf.reduce_sum(y * np.asarray(y_grad, np.float32)[None, :, :, None])
+        y = tf.nn.conv2d(x, w, strides=g.s, padding=_tf_padding(g))
+        loss = tf.reduce_sum(y * y_grad[None, :, :, None])
     return tape.gradient(loss, x).numpy()[0, :, :, 0]
 
 
 # ----------------------------------------------------------------------------- checkerboards
 def overlap_counts(i, k, s):
     """Kernel taps landing on each output pixel of a transposed convolution (ones in, ones kernel)."""
-    return conv2d_transpose(np.ones((i, i)), np.ones((k, k)), s)
+    g = conv_geometry(i, k, s, 0, transposed=True)
+    return conv2d_transpose(np.ones((g.i, g.i)), np.ones((g.k, g.k)), g.s)
 
 
 def resize_conv_counts(i, k, s):
     """The same count for nearest-neighbour resizing by s followed by a k x k "same" convolution."""
+    g = conv_geometry(i, k, s, 0, transposed=True)
+    i, k, s = g.i, g.k, g.s
     resized = np.kron(np.ones((i, i), np.float32), np.ones((s, s), np.float32))
     return conv2d(resized, np.ones((k, k)), 1, "same")
 
@@ -212,6 +340,8 @@ def resize_conv_counts(i, k, s):
 def checkerboard_figure(i=4, k=3, s=2):
     """A constant input upsampled by s three ways: taps per output pixel, uneven when s does not divide k."""
     import matplotlib.pyplot as plt
+
+    conv_geometry(i, k, s, 0, transposed=True)
 
     panels = [
         (f"transposed conv, k={k}, s={s}", overlap_counts(i, k, s)),
@@ -232,9 +362,15 @@ def checkerboard_figure(i=4, k=3, s=2):
 
 
 # ----------------------------------------------------------------------------- the explorer
+def _mode(mode) -> bool:
+    if mode not in ("conv", "transposed"):
+        raise ValueError(f"mode must be 'conv' or 'transposed', not {mode!r}")
+    return mode == "transposed"
+
+
 def explorer_output_size(i, k, s, p, mode="conv"):
     """The output side the explorer shows: o for a convolution, o' (a = 0) for a transposed one."""
-    return conv_output_size(i, k, s, p) if mode == "conv" else transposed_output_size(i, k, s, p)
+    return conv_geometry(i, k, s, p, transposed=_mode(mode)).o
 
 
 def draw_grids(i, k, s, p, mode="conv", position=0, ax=None):
@@ -249,12 +385,25 @@ def draw_grids(i, k, s, p, mode="conv", position=0, ax=None):
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
+    transposed = _mode(mode)
+    try:
+        g = conv_geometry(i, k, s, p, transposed=transposed)
+        empty = None
+    except ValueError as err:
+        if not str(err).startswith("no output pixel"):
+            raise
+        empty = str(err)
+    if empty is None:
+        i, k, s, p = g.i, g.k, g.s, g.explicit_p  # the grids show p zeros on every side
+        o = g.o
+    else:
+        p = 0 if isinstance(p, str) else p  # only "valid" (p = 0) can leave no output
+        o = s * (i - 1) + k - 2 * p if transposed else (i + 2 * p - k) // s + 1
     if ax is None:
         fig, ax = plt.subplots(figsize=(9, 5))
     else:
         fig = ax.figure
     ax.clear()
-    o = explorer_output_size(i, k, s, p, mode)
     if mode == "conv":
         pad, gap, step = p, 1, s
         title = f"convolution  i={i}, k={k}, s={s}, p={p}:  o = ⌊(i + 2p − k)/s⌋ + 1 = {o}"
@@ -264,9 +413,10 @@ def draw_grids(i, k, s, p, mode="conv", position=0, ax=None):
     ax.set_title(title, fontsize=12)
     ax.set_xticks([])
     ax.set_yticks([])
-    if o < 1:
+    if empty is not None:
         why = f"the kernel (k={k}) does not fit" if mode == "conv" else f"the padding (p={p}) crops everything"
-        ax.text(0.5, 0.5, f"no output: {why} (size {o})", ha="center", va="center",
+        rule = empty.split(": ", 1)[1].split(", but")[0]
+        ax.text(0.5, 0.5, f"no output: {why} (size {o})\n{rule}", ha="center", va="center",
                 fontsize=12, transform=ax.transAxes)
         for side in ax.spines.values():
             side.set_visible(False)
@@ -353,7 +503,10 @@ def conv_explorer(max_size=12):
         values = {}
         try:
             values = {name: w.value for name, w in controls.items() if name != "position"}
-            o = explorer_output_size(**values)
+            try:
+                o = explorer_output_size(**values)
+            except ValueError:  # no output pixel: draw_grids says why
+                o = 0
             controls["position"].max = max(o * o - 1, 0)
             values["position"] = controls["position"].value
             fig = draw_grids(**values)

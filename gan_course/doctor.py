@@ -188,6 +188,11 @@ def check_datasets() -> list[Finding]:
     findings = []
     for name, dataset in data.DATASETS.items():
         missing, corrupted = [], []
+        if dataset.fallback and data.is_cached(name) and not all(
+                data.verify(data.dataset_dir(name) / f.name, f) for f in dataset.files):
+            findings.append(Finding(OK, name, f"present as {', '.join(f.name for f in dataset.fallback)}, "
+                                              f"checksums verified ({data.dataset_dir(name)})"))
+            continue
         for file in dataset.files:
             path = data.dataset_dir(name) / file.name
             if not path.is_file():
@@ -207,6 +212,75 @@ def check_datasets() -> list[Finding]:
             findings.append(Finding(WARN, name, f"not downloaded yet{standin}", f"{fetch} ({where})"))
         else:
             findings.append(Finding(OK, name, f"present, checksums verified ({data.dataset_dir(name)})"))
+    return findings
+
+
+def _probe(url: str, timeout: float = 3.0) -> tuple[bool, str]:
+    """Whether a mirror serves `url` (a HEAD request, redirects followed), and what it answered."""
+    import requests
+
+    try:
+        r = requests.head(url, timeout=(timeout, timeout), allow_redirects=True)
+    except requests.RequestException as err:
+        from gan_course.data import _reason
+
+        return False, _reason(err)
+    if r.status_code != 200:
+        return False, f"HTTP {r.status_code}"
+    if "text/html" in r.headers.get("Content-Type", ""):
+        return False, "an HTML page"
+    size = r.headers.get("Content-Length")
+    return True, f"{int(size) / 1e6:.1f} MB" if size and size.isdigit() else "HTTP 200"
+
+
+def check_sources() -> list[Finding]:
+    """Where each file would come from: the cache, this machine's copy, a campus mirror (asked), or the public source.
+
+    Only the campus mirrors are asked (a HEAD request each, a few seconds at most): the
+    public sources are named, not contacted, so the doctor stays quick offline.
+    """
+    from gan_course import data
+
+    bases = data.mirrors()
+    wrong = [base for base in bases if not base.lower().startswith(("http://", "https://"))]
+    if wrong:
+        return [Finding(ERROR, "mirrors", f"{data.ENV_MIRRORS} holds {', '.join(map(repr, wrong))}, not an http(s) "
+                                          "address", f"export {data.ENV_MIRRORS}=http://<server>:<port> (the folder "
+                                                     "`gan-course mirror` laid out, served by a web server)")]
+    if bases:
+        findings = [Finding(OK, "mirrors", f"{data.ENV_MIRRORS}: {', '.join(bases)} (tried before the public sources)")]
+    else:
+        findings = [Finding(OK, "mirrors", f"no campus mirror ({data.ENV_MIRRORS} is not set): files come from "
+                                           "the public sources below")]
+    for dataset, file in data.mirror_entries():
+        name = f"{dataset}/{file.name}"
+        ds = data.DATASETS.get(dataset)
+        if ds is not None and file in ds.fallback:
+            name += f" (fallback for {', '.join(f.name for f in ds.files)})"
+        if data.verify(data.dataset_dir(dataset) / file.name, file):
+            findings.append(Finding(OK, "sources", f"{name}: in the cache"))
+            continue
+        local = next((path for path, _ in file.local if Path(path).is_file()), None)
+        if local:
+            findings.append(Finding(OK, "sources", f"{name}: from this machine's copy {local}"))
+            continue
+        answers = []
+        for base in bases:
+            url = data.mirror_url(base, dataset, file)
+            served, answer = _probe(url)
+            if served:
+                findings.append(Finding(OK, "sources", f"{name}: from {url} (campus mirror, {answer})"))
+                break
+            answers.append(f"{url}: {answer}")
+        else:
+            public = file.urls[0] if file.urls else "nowhere"
+            if bases:
+                findings.append(Finding(WARN, "sources", f"{name}: no campus mirror has it ({'; '.join(answers)}); "
+                                                         f"it would come from {public}",
+                                        f"gan-course download {dataset}, then gan-course mirror DIR on the mirror"))
+            else:
+                findings.append(Finding(OK, "sources", f"{name}: from {public}" +
+                                        (f" (then {len(file.urls) - 1} more)" if len(file.urls) > 1 else "")))
     return findings
 
 
@@ -231,8 +305,8 @@ def check_hub_cache() -> list[Finding]:
     return [Finding(OK, "tfhub", f"TF Hub cache {folder} ({len(modules)} module(s))")]
 
 
-CHECKS = (check_python, check_frameworks, check_gpus, check_profile, check_cache, check_datasets, check_widgets,
-          check_hub_cache)
+CHECKS = (check_python, check_frameworks, check_gpus, check_profile, check_cache, check_datasets, check_sources,
+          check_widgets, check_hub_cache)
 
 
 def run_checks() -> list[Finding]:

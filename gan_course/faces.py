@@ -15,6 +15,7 @@ pixels to a small symmetric range, and feed batches to a four-layer DCGAN.
 """
 from __future__ import annotations
 
+import shutil
 import stat
 import zipfile
 from dataclasses import dataclass
@@ -118,42 +119,83 @@ def spherical_walk(z_start, z_end, steps):
 
 # ----------------------------------------------------------------------------- archive
 class UnsafeArchive(ValueError):
-    """A zip member would be written outside the target folder (or is a link)."""
+    """A zip member would be written outside the target folder (or is a link), or the archive would not fit."""
 
 
-def _unsafe_reason(member: zipfile.ZipInfo, target: Path) -> str | None:
-    name = member.filename
-    if name.startswith(("/", "\\")) or PurePosixPath(name.replace("\\", "/")).is_absolute() or ":" in name.split("/")[0]:
+class ArchiveTooLarge(UnsafeArchive):
+    """The archive's members would take more space than allowed, or than the disk has."""
+
+
+# Photographs barely compress (CelebA's zip is 1.44 GB packed and about as much unpacked);
+# a zip bomb expands a thousandfold.  Above this ratio the archive is refused.
+MAX_EXPANSION = 50
+# Space left free on the disk after extracting, for the crops cache and the rest of the lab.
+RESERVE_BYTES = 256 * 2**20
+
+
+def _unsafe_reason(member: zipfile.ZipInfo) -> str | None:
+    # Checked on the names alone, not on resolved paths: a folder of the cache that is a
+    # symbolic link (to a bigger disk) is the owner's choice, while no member may be a link
+    # or climb out, so a name that stays inside lexically stays inside.
+    name = member.filename.replace("\\", "/")
+    path = PurePosixPath(name)
+    if name.startswith("/") or path.is_absolute() or ":" in name.split("/")[0]:
         return "an absolute path"
-    if ".." in PurePosixPath(name.replace("\\", "/")).parts:
+    if ".." in path.parts:
         return "a path that climbs out with '..'"
-    if not (target / name).resolve().is_relative_to(target):
-        return "a path outside the folder"
     if stat.S_ISLNK(member.external_attr >> 16):
         return "a symbolic link"
     return None
 
 
-def safe_extract(zip_path, target, progress: bool = True) -> Path:
-    """Extract a zip into `target`, refusing the whole archive if any member would escape it.
+def _size_problem(name: str, members, packed: int, target: Path, max_bytes, max_expansion) -> str | None:
+    """Why the archive may not be extracted into `target`, from its declared sizes (None if it may).
 
-    Every member is checked before anything is written, so a crafted archive leaves no
-    file behind.  Returns the target folder.
+    The declared sizes bound what is written: zipfile stops each member at its declared
+    size and raises BadZipFile when the bytes do not match it (CRC), so they can be trusted.
+    """
+    from gan_course.data import ENV_DATA
+
+    declared = sum(m.file_size for m in members)
+    if packed and declared > max_expansion * packed:
+        return (f"{name}: its members would expand {packed:,} bytes into {declared:,} "
+                f"({declared / packed:,.0f} times, more than the {max_expansion} times an archive of photos "
+                f"reaches: a zip bomb?); nothing was extracted.")
+    if max_bytes is not None and declared > max_bytes:
+        return (f"{name}: its members would take {declared:,} bytes, more than the {max_bytes:,} allowed; "
+                "nothing was extracted.")
+    free = shutil.disk_usage(target).free
+    if declared > free - RESERVE_BYTES:
+        return (f"{name}: its members would take {declared:,} bytes and {target} has {free:,} bytes free "
+                f"({RESERVE_BYTES // 2**20} MiB must stay free); nothing was extracted. "
+                f"Free some space, or point {ENV_DATA} at a bigger disk.")
+    return None
+
+
+def safe_extract(zip_path, target, progress: bool = True, max_bytes: int | None = None,
+                 max_expansion: float = MAX_EXPANSION) -> Path:
+    """Extract a zip into `target`, refusing the whole archive if any member would escape it
+    or the whole would not fit (more than `max_bytes`, or than the free space, or expanding
+    more than `max_expansion` times).
+
+    Every member and the sizes are checked before anything is written, so a crafted
+    archive leaves no file behind.  Returns the target folder.
     """
     from tqdm.auto import tqdm
 
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
-    target = target.resolve()
+    name = Path(zip_path).name
     with zipfile.ZipFile(zip_path) as archive:
         members = archive.infolist()
         for member in members:
-            reason = _unsafe_reason(member, target)
+            reason = _unsafe_reason(member)
             if reason:
-                raise UnsafeArchive(f"{Path(zip_path).name}: member {member.filename!r} is {reason}; "
-                                    "nothing was extracted.")
-        for member in tqdm(members, desc=f"extracting {Path(zip_path).name}", unit="file", disable=not progress,
-                           leave=False):
+                raise UnsafeArchive(f"{name}: member {member.filename!r} is {reason}; nothing was extracted.")
+        problem = _size_problem(name, members, Path(zip_path).stat().st_size, target, max_bytes, max_expansion)
+        if problem:
+            raise ArchiveTooLarge(problem)
+        for member in tqdm(members, desc=f"extracting {name}", unit="file", disable=not progress, leave=False):
             archive.extract(member, target)
     return target
 
@@ -162,8 +204,11 @@ def celeba_folder(progress: bool = True) -> Path:
     """The folder of CelebA's aligned JPEGs, downloading and extracting them once.
 
     Raises `data.DataUnavailable` (saying where to put img_align_celeba.zip) when the
-    archive is neither cached nor downloadable.
+    archive is neither cached nor downloadable, or cannot be extracted here.  Extraction
+    happens under a lock: kernels starting together extract it once.
     """
+    import filelock
+
     from gan_course import data
 
     root = data.dataset_dir("celeba")
@@ -175,8 +220,16 @@ def celeba_folder(progress: bool = True) -> Path:
         (archive,) = data.download("celeba", progress=progress)
     except data.DataUnavailable as err:
         raise data.DataUnavailable(f"CelebA is not here: put img_align_celeba.zip here: {root}/\n{err}") from None
-    safe_extract(archive, root, progress=progress)
-    done.write_text("img_align_celeba.zip extracted\n")
+    try:
+        lock_path = data.cache_dir() / ".locks" / "celeba" / "extract.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with filelock.FileLock(lock_path, mode=0o666):
+            if not (done.is_file() and folder.is_dir()):
+                safe_extract(archive, root, progress=progress)
+                done.write_text("img_align_celeba.zip extracted\n")
+    except (UnsafeArchive, zipfile.BadZipFile, OSError) as err:
+        reason = str(err) if isinstance(err, UnsafeArchive) else f"{type(err).__name__}: {err}"
+        raise data.DataUnavailable(f"CelebA could not be extracted in {root}: {reason}") from None
     return folder
 
 
@@ -261,8 +314,7 @@ def load_face_crops(limit: int, allow_standin: bool | None = None, progress: boo
 
             allow_standin = profile().allow_standin
         if not allow_standin:
-            raise data.DataUnavailable(f"{err}\nThis profile trains only on the real data; "
-                                       "GAN_COURSE_ALLOW_STANDIN=1 allows the labelled stand-in.") from None
+            raise data.DataUnavailable(f"{err}\n{data.REAL_DATA_ONLY}") from None
         note = (f"⚠ STAND-IN DATA: CelebA is not available here, so this lab runs on {STANDIN_DESCRIPTION}. "
                 f"Put img_align_celeba.zip in {data.dataset_dir('celeba')}/ for the real faces.")
         if not quiet:
@@ -273,10 +325,15 @@ def load_face_crops(limit: int, allow_standin: bool | None = None, progress: boo
         images = np.load(cached)
     else:
         images = read_celeba_crops(folder, limit, progress=progress)
-        staged = cached.with_name(f".{cached.name}")
-        with open(staged, "wb") as f:
-            np.save(f, images)
-        staged.replace(cached)
+        import os
+
+        staged = cached.with_name(f".{cached.name}.{os.getpid()}")  # kernels sharing the cache write apart
+        try:
+            with open(staged, "wb") as f:
+                np.save(f, images)
+            staged.replace(cached)
+        except OSError:
+            staged.unlink(missing_ok=True)  # a read-only or full cache: decode again next time
     return FaceCrops(images, f"CelebA aligned faces, central {FACE_CROP}x{FACE_CROP} crop", False, "")
 
 

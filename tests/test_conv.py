@@ -204,3 +204,130 @@ def test_references_pass_their_own_checks_and_cases_cover_edges():
     arrays = [c["x"] for c in notebook_cases(REGISTRY["conv_transpose_via_matrix"])]
     assert any(x.shape == (1, 1) for x in arrays) and all(x.dtype == np.float32 for x in arrays)
 
+
+
+# ----------------------------------------------------------------------------- argument rules
+def test_padding_names_in_any_case_are_the_same_as_in_lower_case():
+    rng = np.random.default_rng(0)
+    x, w = rand(rng, 7), rand(rng, 3)
+    for name in ("same", "valid"):
+        expected = conv.conv2d(x, w, 2, name)
+        for spelling in (name.upper(), name.capitalize()):
+            np.testing.assert_array_equal(conv.conv2d(x, w, 2, spelling), expected)
+            assert conv.explorer_output_size(7, 3, 2, spelling) == expected.shape[0]
+    assert conv.conv2d_transpose(x, w, 2, "SAME").shape == (14, 14)  # o' = s·i'
+    assert conv.conv2d_transpose(x, w, 2, "Valid", 1).shape == (2 * 6 + 1 + 3,) * 2
+    np.testing.assert_allclose(conv.conv2d_transpose(x, w, 2, "VALID"), conv.conv2d_transpose(x, w, 2, 0), atol=1e-5)
+    assert conv.same_padding(7, 4, 2) == (1, 2)
+    g = conv.conv_geometry(7, 3, 2, "SAME")
+    assert (g.p, g.o, g.pads) == ("same", 4, (1, 1))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: conv.conv2d(np.zeros((4, 4)), np.ones((3, 3)), 1, "full"),
+     "padding p must be an integer ≥ 0 or one of the names 'same' and 'valid' (in any case), not 'full'"),
+    (lambda: conv.conv2d(np.zeros((4, 4)), np.ones((3, 3)), 1, -1),
+     "padding p must be an integer ≥ 0 or one of the names 'same' and 'valid' (in any case), not -1"),
+    (lambda: conv.conv2d(np.zeros((2, 2)), np.ones((5, 5))),
+     "no output pixel: o = floor((i + 2p - k)/s) + 1 must be ≥ 1, but i = 2, k = 5, s = 1, p = 0 leave none "
+     "(the kernel is larger than the padded input: k > i + 2p)"),
+    (lambda: conv.conv2d(np.zeros((4, 4)), np.ones((3, 3)), 0),
+     "the stride s must be an integer ≥ 1, not 0"),
+    (lambda: conv.conv2d_transpose(np.zeros((3, 3)), np.ones((3, 3)), 2, 1, 2),
+     "output padding a must be smaller than the stride: 0 ≤ a < s, but a = 2, s = 2 (a picks one of the s input "
+     "sides a strided convolution maps to the same output; TensorFlow refuses a ≥ s)"),
+    (lambda: conv.conv2d_transpose(np.zeros((1, 1)), np.ones((1, 1)), 1, 1),
+     "no output pixel: o' = s(i' - 1) + a + k - 2p must be ≥ 1, but i' = 1, k = 1, s = 1, p = 1, a = 0 give o' = -1 "
+     "(the padding crops away every pixel: 2p ≥ s(i' - 1) + a + k)"),
+    (lambda: conv.conv2d_transpose(np.zeros((3, 3)), np.ones((3, 3)), 2, "same", 1),
+     "output padding a goes with an integer p; with 'same' the output side is s·i' = 6 (a = 1)"),
+    (lambda: conv.conv_transpose_by_zero_insertion(np.zeros((3, 3)), np.ones((3, 3)), 2, "same"),
+     "this takes an integer padding p (or 'valid'); 'same' pads 0 before and 1 after here, so give p explicitly"),
+    (lambda: conv.output_padding_to_invert(2, 5, 1, 0),
+     "no output pixel: o = floor((i + 2p - k)/s) + 1 must be ≥ 1, but i = 2, k = 5, s = 1, p = 0 leave none "
+     "(the kernel is larger than the padded input: k > i + 2p)"),
+    (lambda: conv.same_padding(0, 3), "the input side i must be an integer ≥ 1, not 0"),
+    (lambda: conv.input_gradient(np.ones((3, 3)), np.ones((3, 3)), 4), 
+     "y_grad must have the output's shape (o, o) = (2, 2), not (3, 3)"),
+    (lambda: conv.conv2d(np.zeros((4, 3)), np.ones((3, 3))), "x must be a square 2-D array (side, side), not of "
+                                                              "shape (4, 3)"),
+    (lambda: conv.explorer_output_size(4, 3, 1, 0, "deconv"), "mode must be 'conv' or 'transposed', not 'deconv'"),
+    (lambda: conv.overlap_counts(4, 2.5, 2), "the kernel side k must be an integer ≥ 1, not 2.5"),
+])
+def test_bad_arguments_are_value_errors_that_state_the_rule(call, message):
+    with pytest.raises(ValueError) as err:
+        call()
+    assert str(err.value) == message
+
+
+BAD = {"padding 'full'": dict(p="full"), "kernel too large": dict(k=9), "a >= s": dict(a=2),
+       "stride 0": dict(s=0)}
+
+
+@pytest.mark.parametrize("bad", list(BAD))
+@pytest.mark.parametrize("helper", [
+    lambda i, k, s, p, a: conv.conv2d(np.ones((i, i)), np.ones((k, k)) if k else np.ones((1, 1)), s, p),
+    lambda i, k, s, p, a: conv.conv2d_transpose(np.ones((i, i)), np.ones((k, k)), s, p, a),
+    lambda i, k, s, p, a: conv.input_gradient(np.ones((1, 1)), np.ones((k, k)), i, s, p),
+    lambda i, k, s, p, a: conv.conv_transpose_by_zero_insertion(np.ones((i, i)), np.ones((k, k)), s, p, a),
+    lambda i, k, s, p, a: conv.explorer_output_size(i, k, s, p),
+    lambda i, k, s, p, a: conv.draw_grids(i, k, s, p),
+    lambda i, k, s, p, a: conv.output_padding_to_invert(i, k, s, p),
+    lambda i, k, s, p, a: conv.same_padding(i, k, s) if p != "full" else conv.conv_geometry(i, k, s, p),
+    lambda i, k, s, p, a: conv.overlap_counts(i, k, s) if p != "full" else conv.conv_geometry(i, k, s, p),
+], ids=["conv2d", "conv2d_transpose", "input_gradient", "zero_insertion", "explorer_output_size", "draw_grids",
+        "output_padding_to_invert", "same_padding", "overlap_counts"])
+def test_every_helper_answers_a_bad_argument_with_a_value_error(helper, bad):
+    import matplotlib.pyplot as plt
+
+    args = {"i": 3, "k": 2, "s": 2, "p": 0, "a": 0, **BAD[bad]}
+    if bad == "kernel too large":
+        args.update(s=1, a=0)
+    try:
+        fig = helper(**args)
+    except ValueError:
+        return
+    finally:
+        plt.close("all")
+    # Only where the argument plays no part may a helper accept it, and then it draws or
+    # answers what the rule says (draw_grids draws "no output"; a transposed convolution
+    # with a large kernel has an output).
+    if bad == "kernel too large":
+        return
+    if bad == "a >= s" and "a" not in helper.__code__.co_names:
+        return
+    pytest.fail(f"{bad} accepted: {fig!r}")
+
+
+@SETTINGS
+@given(st.integers(1, 8), st.integers(1, 7), st.integers(1, 4), st.integers(0, 4), st.integers(0, 4))
+def test_the_rules_accept_exactly_what_tensorflow_accepts(i, k, s, p, a):
+    """conv2d_transpose with the output side of the rules runs in TensorFlow; what the rules refuse, TensorFlow does not compute."""
+    import tensorflow as tf
+
+    try:
+        g = conv.conv_geometry(i, k, s, p, a, transposed=True)
+    except ValueError:
+        o = s * (i - 1) + a + k - 2 * p
+        assert a >= s or o < 1
+        if a >= s and o >= 1:  # TensorFlow refuses this output shape
+            with pytest.raises((tf.errors.InvalidArgumentError, ValueError)):
+                tf.nn.conv2d_transpose(tf.ones((1, i, i, 1)), tf.ones((k, k, 1, 1)), [1, o, o, 1], s,
+                                       [[0, 0], [p, p], [p, p], [0, 0]])
+        return
+    out = conv.conv2d_transpose(np.ones((i, i)), np.ones((k, k)), s, p, a)
+    assert out.shape == (g.o, g.o)
+    forward = conv.conv_geometry(g.o, k, s, p)
+    assert forward.o == i  # the transposed convolution's output maps back to its input
+
+
+def test_explorer_shows_the_rule_when_a_setting_has_no_output():
+    import matplotlib.pyplot as plt
+
+    box = conv.conv_explorer(max_size=8)
+    box.controls["i"].value = 1
+    box.controls["k"].value = 5
+    text = box.state["fig"].axes[0].texts[0].get_text()
+    assert "no output" in text and "o = floor((i + 2p - k)/s) + 1 must be ≥ 1" in text
+    assert box.controls["position"].max == 0
+    plt.close("all")

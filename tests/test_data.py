@@ -144,8 +144,10 @@ def register(monkeypatch, name, filename, checksum, urls, local=()):
 
 
 def files_in(root: Path) -> list[str]:
-    """Every file under the cache, relative, without the checksum stamps of verified files."""
+    """Every file under the cache, relative, without the checksum stamps of verified files
+    and the (empty, permanent) lock files."""
     found = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    found = [f for f in found if not f.startswith(".locks/")]
     stamps = [f for f in found if f.endswith(".verified")]
     for stamp in stamps:
         assert stamp.removesuffix(".verified") in found, f"stamp {stamp} outlived its file"
@@ -153,8 +155,8 @@ def files_in(root: Path) -> list[str]:
 
 
 def leaves_nothing(root: Path) -> bool:
-    """Not a file nor an empty staging folder left behind."""
-    return not root.exists() or not any(root.rglob("*"))
+    """Not a file nor an empty staging folder left behind (the lock files stay)."""
+    return not root.exists() or not any(p for p in root.rglob("*") if ".locks" not in p.relative_to(root).parts)
 
 
 FAST = dict(retries=3, backoff=0.01, timeout=5, progress=False)

@@ -122,3 +122,21 @@ def test_every_course_dataset_missing_is_a_warning_naming_its_standin(tmp_path, 
     assert set(findings) == set(data.DATASETS)
     assert all(f.level == doctor.WARN for f in findings.values())
     assert "stand-in (5,000 real MNIST digits" in findings["mnist"].message
+
+
+def test_sources_without_a_mirror_name_the_public_source_and_ask_nobody(tiny_cache, monkeypatch):
+    monkeypatch.delenv(data.ENV_MIRRORS, raising=False)
+    monkeypatch.setattr(doctor, "_probe", lambda url: pytest.fail(f"asked {url}"))
+    findings = [f for f in doctor.check_sources() if f.topic in ("mirrors", "sources")]
+    assert findings[0].message.startswith("no campus mirror (GAN_COURSE_MIRRORS is not set)")
+    assert any(f.message == "tiny/tiny.bin: from http://127.0.0.1:9/tiny.bin" for f in findings)
+
+
+def test_a_mirror_setting_that_is_not_a_web_address_is_an_error(tiny_cache, monkeypatch, capsys):
+    monkeypatch.setenv(data.ENV_MIRRORS, "/srv/gan-data")
+    (finding,) = doctor.check_sources()
+    assert finding.level == doctor.ERROR
+    assert finding.message == "GAN_COURSE_MIRRORS holds '/srv/gan-data', not an http(s) address"
+    file = data.DATASETS["tiny"].files[0]
+    with pytest.raises(data.DataUnavailable, match=r"/srv/gan-data/tiny/tiny.bin: Invalid URL"):
+        data.fetch("tiny", file, progress=False, retries=1, timeout=1)

@@ -149,3 +149,76 @@ def test_lab_04_exercises_accept_the_reference_and_reject_a_mistake(name):
     }[name]
     result = checks.run_checks(ex, wrong, checks.notebook_cases(ex))
     assert not result.passed and result.layer == "values"
+
+
+# ----------------------------------------------------------------------------- extraction limits
+def test_a_zip_bomb_is_refused_from_its_declared_sizes_before_writing(tmp_path):
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        archive.writestr("img_align_celeba/000001.jpg", b"real enough")
+        archive.writestr("img_align_celeba/zeros.bin", bytes(20 * 2**20))  # 20 MiB of zeros: ~20 KB packed
+    packed = bomb.stat().st_size
+    declared = 20 * 2**20 + len(b"real enough")
+    target = tmp_path / "target"
+    with pytest.raises(faces.ArchiveTooLarge) as err:
+        faces.safe_extract(bomb, target, progress=False)
+    assert str(err.value) == (
+        f"bomb.zip: its members would expand {packed:,} bytes into {declared:,} ({declared / packed:,.0f} times, "
+        f"more than the 50 times an archive of photos reaches: a zip bomb?); nothing was extracted.")
+    assert list(target.rglob("*")) == []
+
+
+def test_an_archive_over_the_size_cap_or_the_free_space_is_refused(tmp_path, monkeypatch):
+    archive = _zip(tmp_path / "big.zip", [("img/a.jpg", b"x" * 5000), ("img/b.jpg", b"y" * 5000)])
+    with pytest.raises(faces.ArchiveTooLarge) as err:
+        faces.safe_extract(archive, tmp_path / "t1", progress=False, max_bytes=9_999, max_expansion=1e9)
+    assert str(err.value) == ("big.zip: its members would take 10,000 bytes, more than the 9,999 allowed; "
+                              "nothing was extracted.")
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9, faces.RESERVE_BYTES + 9_000))
+    target = tmp_path / "t2"
+    with pytest.raises(faces.ArchiveTooLarge) as err:
+        faces.safe_extract(archive, target, progress=False, max_expansion=1e9)
+    assert str(err.value) == (f"big.zip: its members would take 10,000 bytes and {target} has "
+                              f"{faces.RESERVE_BYTES + 9_000:,} bytes free (256 MiB must stay free); nothing was "
+                              "extracted. Free some space, or point GAN_COURSE_DATA at a bigger disk.")
+    assert list(target.rglob("*")) == []
+
+
+def test_a_cache_folder_that_is_a_symbolic_link_is_fine(tmp_path):
+    big_disk = tmp_path / "big_disk" / "celeba_images"
+    big_disk.mkdir(parents=True)
+    target = tmp_path / "cache" / "celeba"
+    target.mkdir(parents=True)
+    (target / "img_align_celeba").symlink_to(big_disk)  # the usual way to put the images elsewhere
+    archive = _zip(tmp_path / "ok.zip", [("img_align_celeba/000001.jpg", b"a")])
+    faces.safe_extract(archive, target, progress=False)
+    assert (big_disk / "000001.jpg").read_bytes() == b"a"
+    # The cache folder itself a link: fine too; a member climbing out of it is still refused.
+    linked = tmp_path / "linked_cache"
+    linked.symlink_to(tmp_path / "cache")
+    faces.safe_extract(_zip(tmp_path / "ok2.zip", [("img_align_celeba/000002.jpg", b"b")]), linked / "celeba",
+                       progress=False)
+    assert (big_disk / "000002.jpg").read_bytes() == b"b"
+    evil = _zip(tmp_path / "evil.zip", [("img_align_celeba/../../escaped.jpg", b"c")])
+    with pytest.raises(faces.UnsafeArchive) as err:
+        faces.safe_extract(evil, linked / "celeba", progress=False)
+    assert str(err.value) == ("evil.zip: member 'img_align_celeba/../../escaped.jpg' is a path that climbs out "
+                              "with '..'; nothing was extracted.")
+
+
+def test_celeba_that_cannot_be_extracted_is_data_unavailable(tmp_path, monkeypatch):
+    monkeypatch.setenv("GAN_COURSE_DATA", str(tmp_path / "cache"))
+    bomb = tmp_path / "cache" / "celeba" / "img_align_celeba.zip"
+    bomb.parent.mkdir(parents=True)
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("img_align_celeba/zeros.bin", bytes(4 * 2**20))
+    monkeypatch.setattr(data, "download", lambda name, **kw: [bomb])
+    with pytest.raises(data.DataUnavailable, match=r"^CelebA could not be extracted in .*: img_align_celeba.zip: "
+                                                   r"its members would expand .* a zip bomb\?"):
+        faces.celeba_folder(progress=False)
+    monkeypatch.setenv("GAN_COURSE_PROFILE", "smoke")
+    assert faces.load_face_crops(10, allow_standin=True, quiet=True).standin  # the stand-in rules apply

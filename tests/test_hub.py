@@ -6,12 +6,20 @@ BigGAN-deep 128's, into a temporary TFHUB_CACHE_DIR at the folder tensorflow_hub
 resolves the handle to (the sha1 of the handle's text).
 """
 import hashlib
+import io
+import socket
+import sys
+import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_course import biggan
+from gan_course import biggan, data, hub
+
+sys.path.insert(0, str(Path(__file__).parent))
+from loopback import Loopback  # noqa: E402
 
 HANDLE = biggan.BIGGAN_DEEP_HANDLE
 SIDE = 4  # the tiny module's images are 4x4x3
@@ -20,8 +28,12 @@ SIDE = 4  # the tiny module's images are 4x4x3
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "hub"))
+    monkeypatch.setenv(data.ENV_DATA, str(tmp_path / "data"))
+    monkeypatch.delenv(data.ENV_MIRRORS, raising=False)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(name, "127.0.0.1,localhost")
     # The fallback path (tensorflow_hub cannot import under Keras 3 without tf_keras).
-    monkeypatch.setattr(biggan, "_tensorflow_hub", lambda: None)
+    monkeypatch.setattr(hub, "_tensorflow_hub", lambda: None)
     return tmp_path / "hub"
 
 
@@ -129,17 +141,51 @@ def test_no_download_when_offline(cache, monkeypatch):
 
 
 def test_a_failed_download_leaves_nothing_behind(cache, monkeypatch):
-    import urllib.request
-
     monkeypatch.delenv("GAN_COURSE_OFFLINE", raising=False)
-
-    def unreachable(*args, **kwargs):
-        raise urllib.error.URLError("Name or service not known")
-
-    monkeypatch.setattr(urllib.request, "urlopen", unreachable)
-    with pytest.raises(biggan.HubModuleUnavailable, match="URLError.*Name or service not known"):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    unreachable = data.RemoteFile(hub.archive_name(HANDLE), None, (f"http://127.0.0.1:{port}/module.tar.gz",))
+    monkeypatch.setitem(hub.MODULES, HANDLE, unreachable)
+    with pytest.raises(biggan.HubModuleUnavailable, match="could not be downloaded.*Connection refused"):
         biggan.load_pretrained_biggan(HANDLE, download=True)
-    assert list(cache.iterdir()) == []  # no half module, no staging folder
+    assert not cache.exists() or list(cache.iterdir()) == []  # no half module, no staging folder
+
+
+def module_archive(tmp_path) -> bytes:
+    """A tiny module packed the way tfhub.dev packs one: the SavedModel's files at the archive's root."""
+    folder = tmp_path / "packed"
+    write_tf2_saved_model(folder)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path in sorted(folder.rglob("*")):
+            tar.add(path, arcname=path.relative_to(folder).as_posix(), recursive=False)
+    return buffer.getvalue()
+
+
+def test_the_module_comes_from_a_campus_mirror_and_stays_in_the_data_cache(cache, monkeypatch, tmp_path):
+    monkeypatch.delenv("GAN_COURSE_OFFLINE", raising=False)
+    blob = module_archive(tmp_path)
+    with Loopback() as mirror:
+        mirror.files[f"/hub/{hub.archive_name(HANDLE)}"] = blob
+        monkeypatch.setenv(data.ENV_MIRRORS, mirror.url)
+        assert hub.archive_name(HANDLE) == "biggan-deep-128-1.tar.gz"
+        pretrained = biggan.load_pretrained_biggan(HANDLE, download=True)
+        assert pretrained.generate([3]).shape == (1, SIDE, SIDE, 3)
+        assert mirror.log == [("/hub/biggan-deep-128-1.tar.gz", None)]  # tfhub.dev never asked
+    assert (tmp_path / "data" / "hub" / "biggan-deep-128-1.tar.gz").read_bytes() == blob
+    assert [p.name for p in cache.iterdir() if not p.name.startswith(".")] == [biggan.hub_module_dir(HANDLE).name]
+
+
+def test_an_archive_that_is_no_module_is_removed_and_reported(cache, monkeypatch, tmp_path):
+    monkeypatch.delenv("GAN_COURSE_OFFLINE", raising=False)
+    with Loopback() as mirror:
+        mirror.files[f"/hub/{hub.archive_name(HANDLE)}"] = b"\x1f\x8b not really gzip"
+        monkeypatch.setenv(data.ENV_MIRRORS, mirror.url)
+        with pytest.raises(biggan.HubModuleUnavailable, match="the download is not a module"):
+            biggan.load_pretrained_biggan(HANDLE, download=True)
+    assert not (tmp_path / "data" / "hub" / "biggan-deep-128-1.tar.gz").exists()
+    assert not biggan.hub_module_dir(HANDLE).exists()
 
 
 def test_a_damaged_module_is_reported_not_crashed_on(cache):

@@ -45,6 +45,9 @@ ARG EXPECTED_TENSORFLOW=2.21
 ARG EXPECTED_KERAS=3.15
 # The pretrained BigGAN-deep for lab 06, cached into TFHUB_CACHE_DIR; empty to leave it out.
 ARG BIGGAN_MODULE=https://tfhub.dev/deepmind/biggan-deep-128/1
+# A campus mirror (`gan-course mirror DIR` served over HTTP), tried before the public sources
+# while the image is built and, kept in the image, by every student's kernel.
+ARG GAN_COURSE_MIRRORS=""
 ARG TENSORFLOW_HUB_VERSION=0.16.1
 # The classifier behind the course's sample-quality metrics, trained once per profile and
 # dataset and cached with the data (gan_course.metrics.load_classifier); empty to skip.
@@ -62,7 +65,8 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
 # Everything the course caches lives under /opt/gan-lab, owned by the notebook user so a
 # lab can still fetch a dataset left out of the image (CelebA) at run time.
-ENV GAN_COURSE_HOME=/opt/gan-lab
+ENV GAN_COURSE_HOME=/opt/gan-lab \
+    GAN_COURSE_MIRRORS=${GAN_COURSE_MIRRORS}
 ENV GAN_COURSE_DATA=${GAN_COURSE_HOME}/data \
     TFHUB_CACHE_DIR=${GAN_COURSE_HOME}/tfhub
 
@@ -98,7 +102,7 @@ RUN gan-course download mnist fashion_mnist && \
     done && \
     if [ -n "${BIGGAN_MODULE}" ]; then \
         pip install --no-cache-dir "tensorflow-hub==${TENSORFLOW_HUB_VERSION}" "tf-keras==${EXPECTED_TENSORFLOW}.*" && \
-        python -c "import sys, tensorflow_hub as hub; print(hub.resolve(sys.argv[1]))" "${BIGGAN_MODULE}"; \
+        python -c "import sys; from gan_course import hub; hub.load_hub_module(sys.argv[1], download=True)" "${BIGGAN_MODULE}"; \
     fi && \
     fix-permissions "${GAN_COURSE_HOME}" && \
     fix-permissions "${CONDA_DIR}"

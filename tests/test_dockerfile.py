@@ -158,7 +158,7 @@ def test_cache_variables_set_before_the_downloads():
                     if i.keyword == "RUN" and "gan-course download mnist fashion_mnist" in i.args)
     assert last_env < download
     run = FINAL.instructions[download].args
-    assert "metrics.load_classifier" in run and "hub.resolve" in run and "${BIGGAN_MODULE}" in run
+    assert "metrics.load_classifier" in run and "load_hub_module" in run and "${BIGGAN_MODULE}" in run
 
 
 def test_base_entrypoint_health_check_and_token_kept():

@@ -15,7 +15,7 @@ LAB_FLAGS := --notebook-dir=labs --ip=$(LAB_IP) --port=$(LAB_PORT) \
 	$(if $(filter 0,$(LAB_UID)),--allow-root --no-browser)
 LAB_PAGE := http://$(if $(filter 0.0.0.0,$(LAB_IP)),<this machine's address>,localhost):$(LAB_PORT)/lab
 
-.PHONY: setup lab test unit notebooks release check-release doctor clean
+.PHONY: setup lab test lint unit notebooks release check-release doctor clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ setup: $(BIN)/.installed
 lab: setup
 	@echo "JupyterLab: open $(LAB_PAGE) and give it the token from the link printed below."
 	$(BIN)/jupyter lab $(LAB_FLAGS)
+
+lint: setup
+	$(BIN)/ruff check gan_course tests bench conftest.py
 
 unit: setup
 	$(BIN)/python -m pytest -q tests
@@ -42,7 +45,7 @@ notebooks: setup
 	GAN_COURSE_PROFILE=$${GAN_COURSE_PROFILE:-smoke} $(BIN)/python -m pytest -q $(NBVAL) labs/
 	GAN_COURSE_PROFILE=$${GAN_COURSE_PROFILE:-smoke} GAN_COURSE_STRICT=1 $(BIN)/python -m pytest -q $(NBVAL) solutions/
 
-test: unit check-release doctor notebooks
+test: lint unit check-release doctor notebooks
 
 release: setup
 	$(BIN)/gan-course release

@@ -62,8 +62,8 @@ def conv_valid_shape(x, k):
 '''
 STANDIN_EXERCISES = {
     "conv_same": "def conv_same(x, k):\n    ### BEGIN SOLUTION\n    return tf.nn.conv2d(x, k, strides=1, padding='SAME').numpy()\n    ### END SOLUTION",
-    "bce_real": "def bce_real(logits):\n    ### BEGIN SOLUTION\n    return float(tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(logits), logits)))\n    ### END SOLUTION",
-    "conv_valid_shape": "def conv_valid_shape(x, k):\n    ### BEGIN SOLUTION\n    return tuple(int(d) for d in tf.nn.conv2d(x, k, strides=1, padding='VALID').shape)\n    ### END SOLUTION",
+    "bce_real": "def bce_real(logits):\n    ### BEGIN SOLUTION\n    return float(tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(logits), logits)))\n    ### END SOLUTION",  # noqa: E501
+    "conv_valid_shape": "def conv_valid_shape(x, k):\n    ### BEGIN SOLUTION\n    return tuple(int(d) for d in tf.nn.conv2d(x, k, strides=1, padding='VALID').shape)\n    ### END SOLUTION",  # noqa: E501
 }
 
 

@@ -23,23 +23,20 @@ and let it trade diversity for fidelity.  Each idea is one function or layer bel
 
 `build_biggan_generator` / `build_biggan_discriminator` put them together at MNIST or
 CIFAR size, small enough to train on a CPU; `BigGAN` trains them (a `ConditionalGAN`
-whose `train_step` adds the regulariser and updates the EMA).  `ConditionalGAN` trains
+whose `train_step` adds the regulariser and updates the EMA).  `train.ConditionalGAN` trains
 the conditional DCGAN of `models.build_conditional_dcgan`, the lab's baseline, on the
 same labelled batches (`train.image_batches(..., labels=True)`).
 
-For the comparison: `sample_per_class`, `real_reference` and `conditional_scores`
-(Fréchet distance, KID and the class accuracy of samples, by the course's classifier),
-`mean_pairwise_distance` (diversity) and `truncation_curve`.  The pretrained BigGAN-deep 128 of TF Hub:
+For the comparison: `sample_per_class` and `truncation_curve` here; the scores
+(`metrics.real_reference`, `metrics.conditional_scores`: Fréchet distance, KID, class
+accuracy and within-class diversity by the course's classifier) in `gan_course.metrics`.  The pretrained BigGAN-deep 128 of TF Hub:
 `load_pretrained_biggan` returns a `PretrainedBigGAN`, or raises `HubModuleUnavailable`
 whose message says how to get the module.
 """
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -48,9 +45,9 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from gan_course import losses as gan_losses
+from gan_course import metrics
 from gan_course.checks import exercise
-from gan_course.train import GAN, _per_replica_scale
+from gan_course.train import ConditionalGAN
 
 ORTHO_STRENGTH = 1e-4  # BigGAN's beta
 serializable = keras.saving.register_keras_serializable(package="gan_course")
@@ -548,100 +545,6 @@ def truncated_normal(shape, threshold: float | None, seed=None) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- training
-class ConditionalGAN(GAN):
-    """A class-conditional GAN: G([z, y]) and D([image, y]); `fit` on (images, labels) batches.
-
-    Per `train_step`: one D step on real images with their labels and generated images
-    with random labels (separate D calls when D has batch norm), then one G step on a
-    fresh batch.  The default loss is the non-saturating one (the DCGAN paper's, and
-    Adam(2e-4, beta_1=0.5)): this is the lab's conditional DCGAN.  The Trainer's grid
-    (`fixed_latent`) has one row per class.
-    """
-
-    def __init__(self, generator: keras.Model, discriminator: keras.Model, latent_dim: int, num_classes: int,
-                 loss="non_saturating", **kwargs):
-        super().__init__(generator, discriminator, latent_dim=latent_dim, loss=loss, **kwargs)
-        self.num_classes = int(num_classes)
-
-    def call(self, inputs, training=False):
-        return self.generator(inputs, training=training)
-
-    def sample_labels(self, batch_size):
-        return tf.random.uniform((batch_size,), 0, self.num_classes, dtype=tf.int32)
-
-    def fixed_latent(self, count: int, seed: int = 0):
-        """(z, labels) for the sample grid: `count` z from the seed, labels 0, 0, ..., 1, 1, ...
-        so that each row of the (square) grid is one class."""
-        ncols = int(np.ceil(np.sqrt(count)))
-        z = np.random.default_rng(seed).normal(size=(count, self.latent_dim)).astype(np.float32)
-        return z, (np.arange(count) // ncols % self.num_classes).astype(np.int32)
-
-    def _split_latent(self, latent, labels):
-        if isinstance(latent, (tuple, list)):
-            latent, labels = latent
-        z = tf.convert_to_tensor(latent, tf.float32)
-        labels = tf.range(tf.shape(z)[0]) % self.num_classes if labels is None else labels
-        return z, tf.cast(labels, tf.int32)
-
-    def generate(self, latent, labels=None, training=False):
-        """Images from z (or a `(z, labels)` pair); labels default to classes 0, 1, 2, ... in turn."""
-        z, labels = self._split_latent(latent, labels)
-        return self.generator([z, labels], training=training)
-
-    # Hooks for BigGAN: D steps per G step, a penalty added to G's loss, and work after the G step.
-    d_steps = 1
-
-    def generator_penalty(self) -> dict:
-        """Extra terms of G's loss by metric name (none here)."""
-        return {}
-
-    def after_generator_step(self) -> None:
-        pass
-
-    def _discriminator_step(self, real_images, real_labels):
-        batch_size = tf.shape(real_images)[0]
-        z, labels = self.sample_latent(batch_size), self.sample_labels(batch_size)
-        with tf.GradientTape() as tape:
-            fake_images = tf.cast(self.generator([z, labels], training=True), real_images.dtype)
-            if self.fuse_discriminator:  # one D call when D has no batch norm
-                logits = self.discriminator([tf.concat([real_images, fake_images], 0),
-                                             tf.concat([real_labels, labels], 0)], training=True)
-                real_logits, fake_logits = logits[:batch_size], logits[batch_size:]
-            else:
-                real_logits = self.discriminator([real_images, real_labels], training=True)
-                fake_logits = self.discriminator([fake_images, labels], training=True)
-            d_loss = self.d_loss_fn(real_logits, fake_logits)
-            scaled_loss = self.d_optimizer.scale_loss(_per_replica_scale(d_loss))
-        grads = tape.gradient(scaled_loss, self.discriminator.trainable_variables)
-        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
-        return d_loss, real_logits
-
-    def train_step(self, data):
-        real_images, real_labels = data[0], tf.cast(data[1], tf.int32)
-        batch_size = tf.shape(real_images)[0]
-        for _ in range(self.d_steps):  # each D step on its own batch of fakes
-            d_loss, real_logits = self._discriminator_step(real_images, real_labels)
-
-        z, labels = self.sample_latent(batch_size), self.sample_labels(batch_size)
-        with tf.GradientTape() as tape:
-            fake_logits = self.discriminator([self.generator([z, labels], training=True), labels], training=True)
-            g_loss = self.g_loss_fn(fake_logits)
-            penalties = self.generator_penalty()
-            total = g_loss + sum(tf.cast(term, g_loss.dtype) for term in penalties.values())
-            scaled_loss = self.g_optimizer.scale_loss(_per_replica_scale(total))
-        grads = tape.gradient(scaled_loss, self.generator.trainable_variables)
-        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
-        self.after_generator_step()
-
-        return {
-            "d_loss": d_loss,
-            "g_loss": g_loss,
-            **penalties,
-            "D(x)": tf.reduce_mean(tf.sigmoid(tf.cast(real_logits, tf.float32))),
-            "D(G(z))": tf.reduce_mean(tf.sigmoid(tf.cast(fake_logits, tf.float32))),
-        }
-
-
 class BigGAN(ConditionalGAN):
     """A class-conditional GAN trained the BigGAN way; `fit` on batches of (images, labels).
 
@@ -713,83 +616,6 @@ def sample_per_class(gan: ConditionalGAN, per_class: int, seed: int = 0, thresho
     return np.concatenate(images), labels
 
 
-def class_agreement(probs, labels) -> tuple[float, float]:
-    """(accuracy, confidence): how often the classifier's top class is the conditioning label,
-    and its mean probability for that label."""
-    probs, labels = np.asarray(probs), np.asarray(labels, np.int64)
-    if len(probs) != len(labels):
-        raise ValueError(f"{len(probs)} probability rows but {len(labels)} labels")
-    return float(np.mean(probs.argmax(-1) == labels)), float(np.mean(probs[np.arange(len(labels)), labels]))
-
-
-def mean_pairwise_distance(features, labels=None) -> float:
-    """Mean Euclidean distance between two different samples' features (a diversity measure).
-
-    With `labels`, the mean over classes of the within-class value: for a conditional
-    generator that is the spread truncation removes, not the distance between classes.
-    """
-    features = np.asarray(features, np.float64)
-    if labels is not None:
-        labels = np.asarray(labels)
-        return float(np.mean([mean_pairwise_distance(features[labels == c]) for c in np.unique(labels)]))
-    n = len(features)
-    if n < 2:
-        raise ValueError("a pairwise distance needs at least 2 samples")
-    squared = np.sum(features ** 2, axis=1)
-    distances = np.sqrt(np.clip(squared[:, None] + squared[None, :] - 2 * features @ features.T, 0, None))
-    return float(distances.sum() / (n * (n - 1)))
-
-
-def _scores(features, probs, labels, reference_features) -> dict:
-    from gan_course import metrics
-    from gan_course.config import profile
-
-    p = profile()
-    kid, _ = metrics.kernel_inception_distance(features, reference_features, subsets=p.metrics_kid_subsets,
-                                               subset_size=p.metrics_kid_subset_size)
-    accuracy, confidence = class_agreement(probs, labels)
-    return {"frechet": metrics.frechet_distance(features, reference_features), "kid": 1000 * kid,
-            "class_accuracy": accuracy, "confidence": confidence,
-            "diversity": mean_pairwise_distance(features, labels), "samples": len(features)}
-
-
-def real_reference(classifier, dataset: str = "mnist", n: int = 1000, seed: int = 0, train=None) -> dict:
-    """What samples are scored against, computed once: the classifier's features of `n` test
-    images (`features`), and the real data's own scores (`real`).
-
-    `real` holds the Fréchet distance and KID of `n` training images to those test images
-    (the real-vs-real baseline of `metrics.evaluate`), and the class accuracy, confidence
-    and diversity of the test images themselves (held out from the classifier's training).
-    `train`: the training images when already loaded (an `ImageData`).
-    """
-    from gan_course import data as gan_data
-
-    test = gan_data.load(dataset, "test", quiet=True)
-    train = gan_data.load(dataset, "train", quiet=True) if train is None else train
-    n = min(n, len(test.x), len(train.x))
-    rng = np.random.default_rng(seed)
-    test_index, train_index = rng.choice(len(test.x), n, replace=False), rng.choice(len(train.x), n, replace=False)
-    test_features, test_probs = classifier.features(test.x[test_index])
-    train_features, train_probs = classifier.features(train.x[train_index])
-    from_train = _scores(train_features, train_probs, train.y[train_index], test_features)
-    held_out = _scores(test_features, test_probs, test.y[test_index], train_features)
-    real = {**held_out, "frechet": from_train["frechet"], "kid": from_train["kid"]}
-    return {"dataset": dataset, "features": test_features, "real": real}
-
-
-def conditional_scores(images, labels, classifier, reference: dict) -> dict:
-    """The comparison's numbers for class-conditional samples, with the real data's beside them.
-
-    `frechet` and `kid` (x 1000) between the classifier's features of the samples and of
-    the `real_reference` test images; `class_accuracy` and `confidence` from
-    `class_agreement`; `diversity`, the within-class `mean_pairwise_distance`.  The
-    `*_real` entries are the reference's real-data scores.
-    """
-    features, probs = classifier.features(images)
-    scores = _scores(features, probs, labels, reference["features"])
-    return {**scores, **{f"{key}_real": value for key, value in reference["real"].items() if key != "samples"}}
-
-
 def truncation_curve(gan: ConditionalGAN, classifier, thresholds, per_class: int, seed: int = 0,
                      reference_features=None) -> list[dict]:
     """Fidelity and diversity of samples at each truncation threshold (`None`: no truncation).
@@ -797,15 +623,13 @@ def truncation_curve(gan: ConditionalGAN, classifier, thresholds, per_class: int
     Rows {threshold, class_accuracy, confidence, diversity, frechet}: the same seed at
     every threshold; `frechet` (to `reference_features`) only when those are given.
     """
-    from gan_course import metrics
-
     rows = []
     for threshold in thresholds:
         images, labels = sample_per_class(gan, per_class, seed, threshold)
         features, probs = classifier.features(images)
-        accuracy, confidence = class_agreement(probs, labels)
+        accuracy, confidence = metrics.class_agreement(probs, labels)
         row = {"threshold": threshold, "class_accuracy": accuracy, "confidence": confidence,
-               "diversity": mean_pairwise_distance(features, labels)}
+               "diversity": metrics.mean_pairwise_distance(features, labels)}
         if reference_features is not None:
             row["frechet"] = metrics.frechet_distance(features, reference_features)
         rows.append(row)

@@ -464,7 +464,8 @@ def _install(staged: Path, target: Path) -> None:
     _discard(staged)  # only its stamp and the empty staging folders are left to remove
 
 
-def _offline() -> bool:
+def downloads_off() -> bool:
+    """True under GAN_COURSE_OFFLINE=1: use what is cached or installed, never the network."""
     return os.environ.get(ENV_OFFLINE, "").strip().lower() not in ("", "0", "false", "no")
 
 
@@ -578,7 +579,7 @@ def _fetch_locked(dataset: str, file: RemoteFile, target: Path, retries: int, ti
             _discard(copying)
 
     urls = sources(dataset, file)
-    if _offline():
+    if downloads_off():
         tried += [f"{url}: not tried ({ENV_OFFLINE} is set)" for url in urls]
         raise DataUnavailable(_unavailable_message(dataset, file, target, tried))
 

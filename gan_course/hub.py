@@ -144,7 +144,7 @@ def _download_module(handle: str, folder: Path, progress: bool = True) -> None:
 
     import filelock
 
-    if data._offline():
+    if data.downloads_off():
         raise HubModuleUnavailable(_hub_message(handle, folder, "downloads are off (GAN_COURSE_OFFLINE)"))
     file = MODULES.get(handle) or remote_file(handle)
     try:

@@ -37,7 +37,7 @@ from keras import layers
 
 from gan_course import losses as gan_losses
 from gan_course.checks import exercise
-from gan_course.train import GAN, _per_replica_scale
+from gan_course.train import GAN, per_replica_scale
 
 NUM_CATEGORIES = 10
 NUM_CONTINUOUS = 2
@@ -422,7 +422,7 @@ class InfoGAN(GAN):
                 category_logits, code_means = self.q_head(features, training=True)
                 d_objective += self.info_weight * tf.cast(self.info_loss_fn(
                     category_logits, categories, code_means, continuous, self.continuous_weight), tf.float32)
-            scaled = self.d_optimizer.scale_loss(_per_replica_scale(d_objective))
+            scaled = self.d_optimizer.scale_loss(per_replica_scale(d_objective))
         grads = tape.gradient(scaled, d_variables)
         self.d_optimizer.apply_gradients(zip(grads, d_variables))
 
@@ -437,7 +437,7 @@ class InfoGAN(GAN):
             g_loss = self.g_loss_fn(fake_logits)
             info_loss = tf.cast(self.info_loss_fn(category_logits, categories, code_means, continuous,
                                                   self.continuous_weight), tf.float32)
-            scaled = self.g_optimizer.scale_loss(_per_replica_scale(g_loss + self.info_weight * info_loss))
+            scaled = self.g_optimizer.scale_loss(per_replica_scale(g_loss + self.info_weight * info_loss))
         image_grads, *q_grads = tape.gradient(scaled, [fake_images] + q_variables)
         g_grads = generator_tape.gradient(fake_images, self.generator.trainable_variables,
                                           output_gradients=image_grads)
@@ -547,7 +547,7 @@ class ACGAN(GAN):
             d_loss = tf.cast(self.acgan_d_loss_fn(real_logits, fake_logits, real_class_logits, fake_class_logits,
                                                   real_labels, fake_labels, self.use_loss_cr, self.use_loss_cf),
                              tf.float32)
-            scaled = self.d_optimizer.scale_loss(_per_replica_scale(d_loss))
+            scaled = self.d_optimizer.scale_loss(per_replica_scale(d_loss))
         grads = tape.gradient(scaled, self.discriminator.trainable_variables)
         self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
 
@@ -555,7 +555,7 @@ class ACGAN(GAN):
             tape.watch(fake_images)
             fake_logits, fake_class_logits = self.discriminator(fake_images, training=True)
             g_loss = acgan_generator_loss(fake_logits, fake_class_logits, fake_labels, self.use_loss_cf)
-            scaled = self.g_optimizer.scale_loss(_per_replica_scale(g_loss))
+            scaled = self.g_optimizer.scale_loss(per_replica_scale(g_loss))
         image_grads = tape.gradient(scaled, fake_images)
         grads = generator_tape.gradient(fake_images, self.generator.trainable_variables, output_gradients=image_grads)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
@@ -674,7 +674,7 @@ def explain_ablation(results: dict, chance: float = 1 / NUM_CATEGORIES) -> str:
     if all("frechet" in r for r in (full, no_cr, no_cf)):
         named = {"full": full, "drop loss_cr": no_cr, "drop loss_cf": no_cf}
         best = min(named, key=lambda name: named[name]["frechet"])
-        lines.append(f"- Fréchet distance to real test digits (lower is better): "
+        lines.append("- Fréchet distance to real test digits (lower is better): "
                      + ", ".join(f"{r['frechet']:.1f} ({name})" for name, r in named.items())
                      + f". The most realistic-looking set comes from **{best}**"
                      + (": without a class term G spends all its effort on looking real, which on a short budget "

@@ -7,7 +7,7 @@ real a sample looks.  They play the minimax game
 
 For a fixed G the best critic is D*(x) = p_data(x) / (p_data(x) + p_g(x)), and at that critic
 V(D*, G) = -log 4 + 2 JSD(p_data || p_g): training G against a perfect critic minimises the
-Jensen-Shannon divergence.  This module holds the contracts of the lab's exercises (answers:
+Jensen-Shannon divergence.  This module holds the contracts of the lab's exercises (answers in
 solutions/01_gan_intuition.ipynb),
 the 1-D game (a mixture of two Gaussians) and the 2-D ring of Gaussians with their trainers,
 and the figures and the snapshot explorer the notebook draws.

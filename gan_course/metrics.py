@@ -330,3 +330,82 @@ def format_table(rows: list[dict]) -> str:
     lines = ["  ".join(text.ljust(w) for text, w in zip(line, widths)).rstrip() for line in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- class-conditional samples (lab 06)
+def class_agreement(probs, labels) -> tuple[float, float]:
+    """(accuracy, confidence): how often the classifier's top class is the conditioning label,
+    and its mean probability for that label."""
+    probs, labels = np.asarray(probs), np.asarray(labels, np.int64)
+    if len(probs) != len(labels):
+        raise ValueError(f"{len(probs)} probability rows but {len(labels)} labels")
+    return float(np.mean(probs.argmax(-1) == labels)), float(np.mean(probs[np.arange(len(labels)), labels]))
+
+
+def mean_pairwise_distance(features, labels=None) -> float:
+    """Mean Euclidean distance between two different samples' features (a diversity measure).
+
+    With `labels`, the mean over classes of the within-class value: for a conditional
+    generator that is the spread truncation removes, not the distance between classes.
+    """
+    features = np.asarray(features, np.float64)
+    if labels is not None:
+        labels = np.asarray(labels)
+        return float(np.mean([mean_pairwise_distance(features[labels == c]) for c in np.unique(labels)]))
+    n = len(features)
+    if n < 2:
+        raise ValueError("a pairwise distance needs at least 2 samples")
+    squared = np.sum(features ** 2, axis=1)
+    distances = np.sqrt(np.clip(squared[:, None] + squared[None, :] - 2 * features @ features.T, 0, None))
+    return float(distances.sum() / (n * (n - 1)))
+
+
+def conditional_scores_of(features, probs, labels, reference_features) -> dict:
+    """Fréchet distance, KID (x 1000), class accuracy, confidence and within-class diversity
+    of samples given by their classifier features and probabilities."""
+    from gan_course.config import profile
+
+    p = profile()
+    kid, _ = kernel_inception_distance(features, reference_features, subsets=p.metrics_kid_subsets,
+                                       subset_size=p.metrics_kid_subset_size)
+    accuracy, confidence = class_agreement(probs, labels)
+    return {"frechet": frechet_distance(features, reference_features), "kid": 1000 * kid,
+            "class_accuracy": accuracy, "confidence": confidence,
+            "diversity": mean_pairwise_distance(features, labels), "samples": len(features)}
+
+
+def real_reference(classifier, dataset: str = "mnist", n: int = 1000, seed: int = 0, train=None) -> dict:
+    """What samples are scored against, computed once: the classifier's features of `n` test
+    images (`features`), and the real data's own scores (`real`).
+
+    `real` holds the Fréchet distance and KID of `n` training images to those test images
+    (the real-vs-real baseline of `metrics.evaluate`), and the class accuracy, confidence
+    and diversity of the test images themselves (held out from the classifier's training).
+    `train`: the training images when already loaded (an `ImageData`).
+    """
+    from gan_course import data as gan_data
+
+    test = gan_data.load(dataset, "test", quiet=True)
+    train = gan_data.load(dataset, "train", quiet=True) if train is None else train
+    n = min(n, len(test.x), len(train.x))
+    rng = np.random.default_rng(seed)
+    test_index, train_index = rng.choice(len(test.x), n, replace=False), rng.choice(len(train.x), n, replace=False)
+    test_features, test_probs = classifier.features(test.x[test_index])
+    train_features, train_probs = classifier.features(train.x[train_index])
+    from_train = conditional_scores_of(train_features, train_probs, train.y[train_index], test_features)
+    held_out = conditional_scores_of(test_features, test_probs, test.y[test_index], train_features)
+    real = {**held_out, "frechet": from_train["frechet"], "kid": from_train["kid"]}
+    return {"dataset": dataset, "features": test_features, "real": real}
+
+
+def conditional_scores(images, labels, classifier, reference: dict) -> dict:
+    """The comparison's numbers for class-conditional samples, with the real data's beside them.
+
+    `frechet` and `kid` (x 1000) between the classifier's features of the samples and of
+    the `real_reference` test images; `class_accuracy` and `confidence` from
+    `class_agreement`; `diversity`, the within-class `mean_pairwise_distance`.  The
+    `*_real` entries are the reference's real-data scores.
+    """
+    features, probs = classifier.features(images)
+    scores = conditional_scores_of(features, probs, labels, reference["features"])
+    return {**scores, **{f"{key}_real": value for key, value in reference["real"].items() if key != "samples"}}

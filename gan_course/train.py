@@ -103,7 +103,7 @@ def _has_batch_norm(model) -> bool:
                (isinstance(layer, keras.Model) and _has_batch_norm(layer)) for layer in model.layers)
 
 
-def _per_replica_scale(loss):
+def per_replica_scale(loss):
     # Gradients are summed over replicas: each replica's mean loss counts 1/n of the
     # global batch's mean.  Without a strategy n = 1.
     n = tf.distribute.get_replica_context().num_replicas_in_sync if tf.distribute.has_strategy() else 1
@@ -192,7 +192,7 @@ class GAN(keras.Model):
                 real_logits = self.discriminator(real_images, training=True)
                 fake_logits = self.discriminator(fake_images, training=True)
             d_loss = self.d_loss_fn(real_logits, fake_logits)
-            scaled_loss = self.d_optimizer.scale_loss(_per_replica_scale(d_loss))
+            scaled_loss = self.d_optimizer.scale_loss(per_replica_scale(d_loss))
         grads = tape.gradient(scaled_loss, self.discriminator.trainable_variables)
         self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
 
@@ -205,7 +205,7 @@ class GAN(keras.Model):
                 tape.watch(fake_images)
                 fake_logits = self.discriminator(fake_images, training=True)
                 g_loss = self.g_loss_fn(fake_logits)
-                scaled_loss = self.g_optimizer.scale_loss(_per_replica_scale(g_loss))
+                scaled_loss = self.g_optimizer.scale_loss(per_replica_scale(g_loss))
             image_grads = tape.gradient(scaled_loss, fake_images)
             grads = generator_tape.gradient(fake_images, self.generator.trainable_variables,
                                             output_gradients=image_grads)
@@ -214,7 +214,7 @@ class GAN(keras.Model):
             with tf.GradientTape() as tape:
                 fake_logits = self.discriminator(self.generator(z, training=True), training=True)
                 g_loss = self.g_loss_fn(fake_logits)
-                scaled_loss = self.g_optimizer.scale_loss(_per_replica_scale(g_loss))
+                scaled_loss = self.g_optimizer.scale_loss(per_replica_scale(g_loss))
             grads = tape.gradient(scaled_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
 
@@ -586,8 +586,95 @@ class Trainer:
         self.writer.flush()
 
 
-def train(gan, data: tf.data.Dataset, steps: int, directory, **options) -> Trainer:
-    """`Trainer(gan, directory, **options).fit(data, steps)`; returns the trainer."""
-    trainer = Trainer(gan, directory, **options)
-    trainer.fit(data, steps)
-    return trainer
+class ConditionalGAN(GAN):
+    """A class-conditional GAN: G([z, y]) and D([image, y]); `fit` on (images, labels) batches.
+
+    Per `train_step`: one D step on real images with their labels and generated images
+    with random labels (separate D calls when D has batch norm), then one G step on a
+    fresh batch.  The default loss is the non-saturating one (the DCGAN paper's, and
+    Adam(2e-4, beta_1=0.5)): this is the lab's conditional DCGAN.  The Trainer's grid
+    (`fixed_latent`) has one row per class.
+    """
+
+    def __init__(self, generator: keras.Model, discriminator: keras.Model, latent_dim: int, num_classes: int,
+                 loss="non_saturating", **kwargs):
+        super().__init__(generator, discriminator, latent_dim=latent_dim, loss=loss, **kwargs)
+        self.num_classes = int(num_classes)
+
+    def call(self, inputs, training=False):
+        return self.generator(inputs, training=training)
+
+    def sample_labels(self, batch_size):
+        return tf.random.uniform((batch_size,), 0, self.num_classes, dtype=tf.int32)
+
+    def fixed_latent(self, count: int, seed: int = 0):
+        """(z, labels) for the sample grid: `count` z from the seed, labels 0, 0, ..., 1, 1, ...
+        so that each row of the (square) grid is one class."""
+        ncols = int(np.ceil(np.sqrt(count)))
+        z = np.random.default_rng(seed).normal(size=(count, self.latent_dim)).astype(np.float32)
+        return z, (np.arange(count) // ncols % self.num_classes).astype(np.int32)
+
+    def _split_latent(self, latent, labels):
+        if isinstance(latent, (tuple, list)):
+            latent, labels = latent
+        z = tf.convert_to_tensor(latent, tf.float32)
+        labels = tf.range(tf.shape(z)[0]) % self.num_classes if labels is None else labels
+        return z, tf.cast(labels, tf.int32)
+
+    def generate(self, latent, labels=None, training=False):
+        """Images from z (or a `(z, labels)` pair); labels default to classes 0, 1, 2, ... in turn."""
+        z, labels = self._split_latent(latent, labels)
+        return self.generator([z, labels], training=training)
+
+    # Hooks for BigGAN: D steps per G step, a penalty added to G's loss, and work after the G step.
+    d_steps = 1
+
+    def generator_penalty(self) -> dict:
+        """Extra terms of G's loss by metric name (none here)."""
+        return {}
+
+    def after_generator_step(self) -> None:
+        pass
+
+    def _discriminator_step(self, real_images, real_labels):
+        batch_size = tf.shape(real_images)[0]
+        z, labels = self.sample_latent(batch_size), self.sample_labels(batch_size)
+        with tf.GradientTape() as tape:
+            fake_images = tf.cast(self.generator([z, labels], training=True), real_images.dtype)
+            if self.fuse_discriminator:  # one D call when D has no batch norm
+                logits = self.discriminator([tf.concat([real_images, fake_images], 0),
+                                             tf.concat([real_labels, labels], 0)], training=True)
+                real_logits, fake_logits = logits[:batch_size], logits[batch_size:]
+            else:
+                real_logits = self.discriminator([real_images, real_labels], training=True)
+                fake_logits = self.discriminator([fake_images, labels], training=True)
+            d_loss = self.d_loss_fn(real_logits, fake_logits)
+            scaled_loss = self.d_optimizer.scale_loss(per_replica_scale(d_loss))
+        grads = tape.gradient(scaled_loss, self.discriminator.trainable_variables)
+        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
+        return d_loss, real_logits
+
+    def train_step(self, data):
+        real_images, real_labels = data[0], tf.cast(data[1], tf.int32)
+        batch_size = tf.shape(real_images)[0]
+        for _ in range(self.d_steps):  # each D step on its own batch of fakes
+            d_loss, real_logits = self._discriminator_step(real_images, real_labels)
+
+        z, labels = self.sample_latent(batch_size), self.sample_labels(batch_size)
+        with tf.GradientTape() as tape:
+            fake_logits = self.discriminator([self.generator([z, labels], training=True), labels], training=True)
+            g_loss = self.g_loss_fn(fake_logits)
+            penalties = self.generator_penalty()
+            total = g_loss + sum(tf.cast(term, g_loss.dtype) for term in penalties.values())
+            scaled_loss = self.g_optimizer.scale_loss(per_replica_scale(total))
+        grads = tape.gradient(scaled_loss, self.generator.trainable_variables)
+        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
+        self.after_generator_step()
+
+        return {
+            "d_loss": d_loss,
+            "g_loss": g_loss,
+            **penalties,
+            "D(x)": tf.reduce_mean(tf.sigmoid(tf.cast(real_logits, tf.float32))),
+            "D(G(z))": tf.reduce_mean(tf.sigmoid(tf.cast(fake_logits, tf.float32))),
+        }

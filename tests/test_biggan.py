@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_course import biggan, checks
+from gan_course import biggan, checks, metrics, train
 from gan_course.checks import run_checks
 
 LATENT_DIM, NUM_CLASSES = 12, 10
@@ -423,7 +423,7 @@ def test_conditional_gan_trains_with_labels_and_generates_by_class():
     keras.utils.set_random_seed(14)
     generator, discriminator = models.build_conditional_dcgan("mnist", LATENT_DIM, NUM_CLASSES,
                                                               g_filters=(16, 8), d_filters=(8, 16))
-    gan = biggan.ConditionalGAN(generator, discriminator, LATENT_DIM, NUM_CLASSES)
+    gan = train.ConditionalGAN(generator, discriminator, LATENT_DIM, NUM_CLASSES)
     gan.compile()
     assert not gan.fuse_discriminator  # D has batch norm: real and fake batches kept apart
     data = _Labelled(16)
@@ -468,14 +468,14 @@ def test_sample_per_class_is_balanced_in_every_prefix():
 
 def test_mean_pairwise_distance_and_class_agreement():
     points = np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 0.0], [6.0, 8.0]])
-    assert biggan.mean_pairwise_distance(points[:2]) == pytest.approx(5.0)
-    assert biggan.mean_pairwise_distance(points, labels=[0, 0, 1, 1]) == pytest.approx(7.5)  # (5 + 10) / 2
+    assert metrics.mean_pairwise_distance(points[:2]) == pytest.approx(5.0)
+    assert metrics.mean_pairwise_distance(points, labels=[0, 0, 1, 1]) == pytest.approx(7.5)  # (5 + 10) / 2
     with pytest.raises(ValueError, match="at least 2"):
-        biggan.mean_pairwise_distance(points[:1])
+        metrics.mean_pairwise_distance(points[:1])
     probs = np.array([[0.9, 0.1], [0.3, 0.7], [0.6, 0.4]])
-    assert biggan.class_agreement(probs, [0, 1, 1]) == pytest.approx((2 / 3, (0.9 + 0.7 + 0.4) / 3))
+    assert metrics.class_agreement(probs, [0, 1, 1]) == pytest.approx((2 / 3, (0.9 + 0.7 + 0.4) / 3))
     with pytest.raises(ValueError, match="3 probability rows but 2 labels"):
-        biggan.class_agreement(probs, [0, 1])
+        metrics.class_agreement(probs, [0, 1])
 
 
 def test_truncation_trades_diversity_for_fidelity():
@@ -506,11 +506,11 @@ def test_conditional_scores_compare_samples_with_the_real_reference(monkeypatch)
         return types.SimpleNamespace(x=_LinearGAN().generate(z, labels), y=labels)
 
     monkeypatch.setattr(data, "load", fake_load)
-    reference = biggan.real_reference(_FakeClassifier(), "mnist", n=150)
+    reference = metrics.real_reference(_FakeClassifier(), "mnist", n=150)
     assert reference["features"].shape == (150, 16)
     assert reference["real"]["frechet"] < 1.0  # train and test come from one distribution
-    good = biggan.conditional_scores(*biggan.sample_per_class(_LinearGAN(), 50, seed=1), _FakeClassifier(), reference)
-    tight = biggan.conditional_scores(*biggan.sample_per_class(_LinearGAN(), 50, seed=1, threshold=0.2),
+    good = metrics.conditional_scores(*biggan.sample_per_class(_LinearGAN(), 50, seed=1), _FakeClassifier(), reference)
+    tight = metrics.conditional_scores(*biggan.sample_per_class(_LinearGAN(), 50, seed=1, threshold=0.2),
                                       _FakeClassifier(), reference)
     assert good["samples"] == 150 and good["frechet_real"] == reference["real"]["frechet"]
     assert good["frechet"] < 1.0 < tight["frechet"]  # too little spread is far from the real data

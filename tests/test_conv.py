@@ -247,7 +247,7 @@ def test_padding_names_in_any_case_are_the_same_as_in_lower_case():
      "no output pixel: o = floor((i + 2p - k)/s) + 1 must be ≥ 1, but i = 2, k = 5, s = 1, p = 0 leave none "
      "(the kernel is larger than the padded input: k > i + 2p)"),
     (lambda: conv.same_padding(0, 3), "the input side i must be an integer ≥ 1, not 0"),
-    (lambda: conv.input_gradient(np.ones((3, 3)), np.ones((3, 3)), 4), 
+    (lambda: conv.input_gradient(np.ones((3, 3)), np.ones((3, 3)), 4),
      "y_grad must have the output's shape (o, o) = (2, 2), not (3, 3)"),
     (lambda: conv.conv2d(np.zeros((4, 3)), np.ones((3, 3))), "x must be a square 2-D array (side, side), not of "
                                                               "shape (4, 3)"),

@@ -176,7 +176,7 @@ MIRRORED_RUN = textwrap.dedent("""
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     trainer = trainer_for({directory!r}, strategy=strategy)
     history = trainer.fit(tiny_data(), steps=5)
-    scaled = strategy.run(lambda: train._per_replica_scale(tf.constant(1.0)))
+    scaled = strategy.run(lambda: train.per_replica_scale(tf.constant(1.0)))
     try:
         train.Trainer(tiny_gan(), {directory!r} + "-outside", strategy=strategy, quiet=True)
         refused = False

@@ -112,7 +112,8 @@ class Exercise:
     # kinds, parameter count and a forward pass with fixed weights).
     describe: Callable[[Any, dict], Any] | None = None
     # Checks the arguments of a library call before the implementation runs (input rules
-    # are part of the contract; the student's function is never asked to enforce them).
+    # are part of the contract; the student's function is never asked to enforce them),
+    # and may return some of them in their normal form.
     validate: Callable[..., None] | None = None
     doc: str = field(default="", repr=False)
     # Only for exercises that are not the course's (the library's own tests): a contract
@@ -162,7 +163,9 @@ class Contract:
         if self._validate is not None:
             bound = inspect.signature(self).bind(*args, **kwargs)
             bound.apply_defaults()
-            self._validate(**bound.arguments)
+            # A validator may also return arguments in their normal form ("SAME" -> "same").
+            bound.arguments.update(self._validate(**bound.arguments) or {})
+            args, kwargs = bound.args, bound.kwargs
         return implementation(self.__name__)(*args, **kwargs)
 
     def __repr__(self):

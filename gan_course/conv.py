@@ -127,6 +127,43 @@ def _square(x, name: str) -> np.ndarray:
     return x
 
 
+INTEGER_PADDING_RULE = ("{name} takes an integer padding p: give p = 0 for 'valid', and the zeros "
+                        "that same_padding(i, k, s) gives for 'same'")
+
+
+def _integer_padding(name: str, padding) -> None:
+    if isinstance(padding, str):
+        raise ValueError(f"{INTEGER_PADDING_RULE.format(name=name)}, not {padding!r}")
+
+
+# The input rules of the lab's exercises, checked when library code calls them (the
+# student's own function is never asked to enforce them).
+def _check_output_size(i, k, s, p):
+    return {"p": conv_geometry(i, k, s, p).p}
+
+
+def _check_matrix(kernel, input_size, stride, padding):
+    kernel = _square(kernel, "kernel")
+    _integer_padding("conv_matrix", padding)
+    conv_geometry(input_size, kernel.shape[0], stride, padding)
+
+
+def _check_transposed_size(i, k, s, p, output_padding):
+    _integer_padding("transposed_output_size", p)
+    conv_geometry(i, k, s, p, output_padding, transposed=True)
+
+
+def _check_transpose(x, kernel, stride, padding, output_padding):
+    x, kernel = _square(x, "x"), _square(kernel, "kernel")
+    _integer_padding("conv_transpose_via_matrix", padding)
+    conv_geometry(x.shape[0], kernel.shape[0], stride, padding, output_padding, transposed=True)
+
+
+def _check_zero_insert(x, stride):
+    _square(x, "x")
+    _whole(stride, "the stride s", 1)
+
+
 # Colours of the explorer and the figures (colour-blind safe "deep" palette).
 INPUT_COLOUR, ZERO_COLOUR, OUTPUT_COLOUR, KERNEL_COLOUR = "#4c72b0", "#dddddd", "#55a868", "#dd8452"
 
@@ -150,7 +187,7 @@ def _size_cases(rng):
     return cases
 
 
-@exercise("02", cases=_size_cases,
+@exercise("02", cases=_size_cases, validate=_check_output_size,
           hint="an int p or 'valid' (p = 0): floor((i + 2p - k) / s) + 1 (use //); 'same': ceil(i / s) = -(-i // s).")
 def conv_output_size(i, k, s=1, p=0):
     """Output side of a convolution as tf.nn.conv2d computes it.
@@ -178,7 +215,7 @@ def _matrix_cases(rng):
     ]
 
 
-@exercise("02", cases=_matrix_cases,
+@exercise("02", cases=_matrix_cases, validate=_check_matrix,
           hint="row r*o + c of C is output pixel (r, c); kernel[a, b] goes to column y*i + x with "
                "y = r*s - p + a, x = c*s - p + b, skipped when (y, x) falls on the padding.")
 def conv_matrix(kernel, input_size, stride=1, padding=0):
@@ -201,7 +238,7 @@ def _transposed_cases(rng):
     return cases
 
 
-@exercise("02", cases=_transposed_cases,
+@exercise("02", cases=_transposed_cases, validate=_check_transposed_size,
           hint="o' = s (i' - 1) + a + k - 2p, with a = output_padding.")
 def transposed_output_size(i, k, s=1, p=0, output_padding=0):
     """Output side o' of a transposed convolution with input side i' = i (Dumoulin & Visin).
@@ -232,7 +269,7 @@ def _transpose_cases(rng):
     ]
 
 
-@exercise("02", cases=_transpose_cases,
+@exercise("02", cases=_transpose_cases, validate=_check_transpose,
           hint="the output side is o' = transposed_output_size(i', k, s, p, a); build C for the forward "
                "convolution of an o' x o' input, then reshape C.T @ x.ravel() to (o', o').")
 def conv_transpose_via_matrix(x, kernel, stride=1, padding=0, output_padding=0):
@@ -246,7 +283,7 @@ def _zero_insert_cases(rng):
     return [{"x": rng.normal(size=(n, n)).astype(np.float32), "stride": s} for n, s in settings]
 
 
-@exercise("02", cases=_zero_insert_cases,
+@exercise("02", cases=_zero_insert_cases, validate=_check_zero_insert,
           hint="the result has side (n - 1) * stride + 1; start from zeros and fill every stride-th row and column.")
 def zero_insert(x, stride):
     """x (n, n) with stride - 1 zeros put between neighbouring pixels: ((n-1)*stride + 1)^2, float32."""

@@ -31,7 +31,7 @@ def transposed_setting(draw):
     a = draw(st.integers(0, s - 1))
     p = draw(st.integers(0, k))
     i = draw(st.integers(1, 7))
-    if conv.transposed_output_size(i, k, s, p, a) < 1:
+    if s * (i - 1) + a + k - 2 * p < 1:  # no output pixel: a larger input has one
         i = i + (2 * p) // s + 1
     return i, k, s, p, a
 
@@ -120,8 +120,8 @@ def test_transposed_size_with_the_right_output_padding_inverts_the_conv_size(set
     assert conv.transposed_output_size(o, k, s, p, a) == i
     # every a in 0..s-1 (with a non-empty side) is a side TensorFlow's convolution maps back to o
     for other in range(s):
-        side = conv.transposed_output_size(o, k, s, p, other)
-        if side >= 1:
+        if s * (o - 1) + other + k - 2 * p >= 1:  # a non-empty side (otherwise the helper refuses it)
+            side = conv.transposed_output_size(o, k, s, p, other)
             assert conv.conv2d(np.zeros((side, side)), np.ones((k, k)), s, p).shape[0] == o
 
 
@@ -331,3 +331,37 @@ def test_explorer_shows_the_rule_when_a_setting_has_no_output():
     assert "no output" in text and "o = floor((i + 2p - k)/s) + 1 must be ≥ 1" in text
     assert box.controls["position"].max == 0
     plt.close("all")
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: conv.conv_output_size(2, 5, 1, 0),
+     "no output pixel: o = floor((i + 2p - k)/s) + 1 must be ≥ 1, but i = 2, k = 5, s = 1, p = 0 leave none "
+     "(the kernel is larger than the padded input: k > i + 2p)"),
+    (lambda: conv.conv_output_size(4, 3, 1, "full"),
+     "padding p must be an integer ≥ 0 or one of the names 'same' and 'valid' (in any case), not 'full'"),
+    (lambda: conv.conv_matrix(np.ones((3, 3)), 4, 1, "SAME"),
+     "conv_matrix takes an integer padding p: give p = 0 for 'valid', and the zeros that same_padding(i, k, s) "
+     "gives for 'same', not 'SAME'"),
+    (lambda: conv.conv_matrix(np.ones((5, 5)), 2),
+     "no output pixel: o = floor((i + 2p - k)/s) + 1 must be ≥ 1, but i = 2, k = 5, s = 1, p = 0 leave none "
+     "(the kernel is larger than the padded input: k > i + 2p)"),
+    (lambda: conv.transposed_output_size(3, 3, 2, "same"),
+     "transposed_output_size takes an integer padding p: give p = 0 for 'valid', and the zeros that "
+     "same_padding(i, k, s) gives for 'same', not 'same'"),
+    (lambda: conv.transposed_output_size(3, 3, 2, 0, 2),
+     "output padding a must be smaller than the stride: 0 ≤ a < s, but a = 2, s = 2 (a picks one of the s input "
+     "sides a strided convolution maps to the same output; TensorFlow refuses a ≥ s)"),
+    (lambda: conv.conv_transpose_via_matrix(np.ones((1, 1)), np.ones((1, 1)), 1, 1),
+     "no output pixel: o' = s(i' - 1) + a + k - 2p must be ≥ 1, but i' = 1, k = 1, s = 1, p = 1, a = 0 give o' = -1 "
+     "(the padding crops away every pixel: 2p ≥ s(i' - 1) + a + k)"),
+    (lambda: conv.zero_insert(np.ones((2, 2)), 0), "the stride s must be an integer ≥ 1, not 0"),
+])
+def test_the_exercises_called_from_the_library_state_the_rule(call, message):
+    with pytest.raises(ValueError) as err:
+        call()
+    assert str(err.value) == message
+
+
+def test_the_exercises_called_from_the_library_accept_the_names_where_they_should():
+    assert conv.conv_output_size(7, 3, 2, "SAME") == 4
+    assert conv.conv_output_size(7, 3, 2, "Valid") == 3

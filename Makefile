@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TF_EXTRA ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
 NBVAL := --nbval --nbval-cell-timeout=900 -p no:cacheprovider
 
-.PHONY: setup lab test unit notebooks release check-release doctor clean
+.PHONY: setup lab test unit notebooks release check-release doctor clean messages
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,3 +39,8 @@ release: setup
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# The library's messages: extract them into the template, then merge it into the Chinese catalogue.
+messages: setup
+	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --omit-header -w 200 -o gan_course/locale/gan_course.pot .
+	$(BIN)/pybabel update -i gan_course/locale/gan_course.pot -d gan_course/locale -D gan_course -l zh_CN --no-wrap

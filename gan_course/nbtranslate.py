@@ -285,13 +285,14 @@ def translate_markdown(source: str, lookup) -> str:
 
 def fstring_problem(msgid: str, msgstr: str) -> str | None:
     """Why an f-string translation does not fit its English (None: it fits)."""
+    # In parentheses: an f-string continued over several lines is one expression there.
     try:
-        new = ast.parse(msgstr.strip(), mode="eval").body
+        new = ast.parse(f"(\n{msgstr.strip()}\n)", mode="eval").body
     except SyntaxError as err:
         return f"is not valid Python ({err.msg})"
     if not isinstance(new, ast.JoinedStr):
         return "is not an f-string"
-    if code_shape(msgid) != code_shape(msgstr.strip()):
+    if code_shape(f"(\n{msgid}\n)") != code_shape(f"(\n{msgstr.strip()}\n)"):
         return "does not have the English f-string's {expressions}"
     return None
 
@@ -332,6 +333,15 @@ def json_quote(text: str) -> str:
     import json
 
     return json.dumps(text, ensure_ascii=False)
+
+
+def entry_cells(entry) -> list[str]:
+    """The cell ids in an entry's references (``#: NN_name.ipynb:cell-id``; polib keeps a
+    reference whose part after the colon is not a line number whole)."""
+    cells = []
+    for path, line in entry.occurrences:
+        cells.append(line if line else path.rpartition(":")[2])
+    return cells
 
 
 def lookup_from(po):
@@ -375,7 +385,7 @@ def check_catalogue(nb, notebook: Path, po_path: Path) -> list[str]:
                 problems.append(f"{where}: the translation of {_short(unit.msgid)} {why}")
     for key, entry in entries.items():
         if key not in keys:
-            cells = ", ".join(f"{c}" for _, c in entry.occurrences) or "?"
+            cells = ", ".join(entry_cells(entry)) or "?"
             problems.append(f"{po_path}: lab {lab}, cell {cells}: stale entry {_short(entry.msgid)}: its English is "
                             f"no longer in {name} (changed after it was translated); run "
                             "`gan-course release --update-catalogues` and revise it")
@@ -402,9 +412,8 @@ def update_catalogue(nb, notebook: Path, po_path: Path, lang: str) -> tuple[int,
     seen = {}
     for unit in units:
         if unit.key in seen:
-            occurrence = (Path(notebook).name, unit.cell)
-            if occurrence not in seen[unit.key].occurrences:
-                seen[unit.key].occurrences.append(occurrence)
+            if unit.cell not in entry_cells(seen[unit.key]):
+                seen[unit.key].occurrences.append((Path(notebook).name, unit.cell))
             continue
         entry = previous.get(unit.key)
         if entry is not None:
@@ -412,7 +421,7 @@ def update_catalogue(nb, notebook: Path, po_path: Path, lang: str) -> tuple[int,
         else:
             entry = polib.POEntry(msgid=unit.msgid, msgstr="", msgctxt=unit.msgctxt,
                                   occurrences=[(Path(notebook).name, unit.cell)])
-            same_cell = [e for e in unused if any(c == unit.cell for _, c in e.occurrences) and e.msgctxt == unit.msgctxt]
+            same_cell = [e for e in unused if unit.cell in entry_cells(e) and e.msgctxt == unit.msgctxt]
             best = max(same_cell, key=lambda e: difflib.SequenceMatcher(None, e.msgid, unit.msgid).ratio(), default=None)
             if best is not None and difflib.SequenceMatcher(None, best.msgid, unit.msgid).ratio() >= 0.5:
                 entry.msgstr, entry.previous_msgid = best.msgstr, best.msgid

@@ -48,7 +48,7 @@ def find_cjk_font() -> str | None:
 
 
 def use_cjk_font() -> str | None:
-    """Let matplotlib draw Chinese: the CJK font after DejaVu Sans in the sans-serif list, so
+    """Let matplotlib draw Chinese: the CJK font right after DejaVu Sans, so
     Latin letters and math keep their usual look and only what DejaVu lacks falls back to it.
     Returns the CJK family (None when none is installed: see `gan-course doctor`)."""
     import matplotlib
@@ -57,7 +57,9 @@ def use_cjk_font() -> str | None:
     if family is not None:
         rest = [f for f in matplotlib.rcParams["font.sans-serif"] if f not in ("DejaVu Sans", family)]
         matplotlib.rcParams["font.sans-serif"] = ["DejaVu Sans", family, *rest]
-        matplotlib.rcParams["font.family"] = ["sans-serif"]
+        # Glyph by glyph fallback works along the list of named families (a generic name such
+        # as "sans-serif" stands for its first installed font only).
+        matplotlib.rcParams["font.family"] = ["DejaVu Sans", family, "sans-serif"]
     return family
 
 

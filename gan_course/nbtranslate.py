@@ -228,7 +228,7 @@ def _quote(value: str, original: str) -> str:
     """A literal of `value` in the original's quote style."""
     prefix = re.match(r"^[rRbBuU]*", original).group(0).replace("r", "").replace("R", "")
     quote = '"' if '"' in original[:4] or "'" not in original[:4] else "'"
-    if original.lstrip("rRbBuU").startswith(quote * 3) or "\n" in value:
+    if original.lstrip("rRbBuU").startswith(quote * 3):
         body = value.replace("\\", "\\\\").replace(quote * 3, "\\" + quote * 3)
         return f"{prefix}{quote * 3}{body}{quote * 3}"
     body = value.replace("\\", "\\\\").replace(quote, "\\" + quote).replace("\n", "\\n").replace("\t", "\\t")

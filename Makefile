@@ -22,12 +22,15 @@ lab: setup
 unit: setup
 	$(BIN)/python -m pytest -q tests
 
+# Both languages: labs/ and labs/zh/, solutions/zh/, and every Chinese catalogue complete and current.
 check-release: setup
 	$(BIN)/gan-course release --check
 
 doctor: setup
 	$(BIN)/gan-course doctor
 
+# labs/ and solutions/ include their Chinese editions (labs/zh/, solutions/zh/): pytest collects
+# the folders recursively, so both languages run (the solutions strict).
 notebooks: setup
 	GAN_COURSE_PROFILE=$${GAN_COURSE_PROFILE:-smoke} $(BIN)/python -m pytest -q $(NBVAL) labs/
 	GAN_COURSE_PROFILE=$${GAN_COURSE_PROFILE:-smoke} GAN_COURSE_STRICT=1 $(BIN)/python -m pytest -q $(NBVAL) solutions/

@@ -70,9 +70,19 @@ def notebook_language(nb) -> str:
     return normalize(meta.get("gan_course", {}).get("language")) or "en"
 
 
+_SESSIONS: dict[tuple[str, str], str | None] = {}
+
+
 def _session_language() -> str | None:
-    """The language of the notebook this kernel runs, when Jupyter or the folder says."""
-    session = os.environ.get("JPY_SESSION_NAME", "").strip()
+    """The language of the notebook this kernel runs, when Jupyter or the folder says (looked
+    up once per notebook and folder: every message asks)."""
+    key = (os.environ.get("JPY_SESSION_NAME", "").strip(), os.getcwd())
+    if key not in _SESSIONS:
+        _SESSIONS[key] = _find_session_language(key[0])
+    return _SESSIONS[key]
+
+
+def _find_session_language(session: str) -> str | None:
     if session:
         # Jupyter gives the notebook's path relative to its root; the kernel runs in its folder.
         for path in (Path(session), Path.cwd() / Path(session).name):

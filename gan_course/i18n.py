@@ -2,6 +2,7 @@
 
 The language is, in this order:
 
+0. inside ``with using(lang):``, that language (the grader, per student);
 1. `GAN_COURSE_LANG` (``en`` or ``zh``; ``zh_CN``, ``zh-CN`` and ``zh-Hans`` mean ``zh``);
 2. the language set in this process with `set_language` (the grader sets each
    submission's language this way);
@@ -26,6 +27,7 @@ takes milliseconds.
 """
 from __future__ import annotations
 
+import contextlib
 import gettext
 import io
 import json
@@ -41,6 +43,7 @@ LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 EDITION_FOLDERS = {"zh": "zh"}
 
 _chosen: str | None = None
+_forced: str | None = None  # set by `using` for a block
 _translations: dict[str, gettext.NullTranslations] = {}
 
 
@@ -62,6 +65,23 @@ def set_language(lang: str | None) -> None:
     if lang is not None and normalize(lang) is None:
         raise ValueError(f"unknown language {lang!r}; use one of {', '.join(LANGUAGES)}")
     _chosen = normalize(lang)
+
+
+@contextlib.contextmanager
+def using(lang: str | None):
+    """Messages in `lang` inside the block, whatever the environment says: the grader writes
+    each student's feedback in the language of that student's notebook::
+
+        with i18n.using(i18n.notebook_language(nb)):
+            text = feedback_markdown(...)
+    """
+    global _forced
+    before = _forced
+    _forced = normalize(lang) if lang else None
+    try:
+        yield
+    finally:
+        _forced = before
 
 
 def notebook_language(nb) -> str:
@@ -112,6 +132,8 @@ def _locale_language() -> str | None:
 
 def language() -> str:
     """The language messages are printed in now: 'en' or 'zh' (see the module's docstring)."""
+    if _forced:
+        return _forced
     env = os.environ.get(ENV_LANG, "").strip()
     if env:
         found = normalize(env)

@@ -66,6 +66,17 @@ def test_language_order(lang, monkeypatch, tmp_path):
         i18n.language()
 
 
+def test_feedback_in_the_language_of_each_notebook(lang):
+    """What the grader does per student: the notebook's language for that student's messages."""
+    lang("en")
+    zh_nb = {"metadata": {"gan_course": {"lab": "01", "language": "zh"}}}
+    with i18n.using(i18n.notebook_language(zh_nb)):
+        assert i18n._(checks.MSG_FALLBACK).startswith("→ 本实验")
+        with i18n.using(i18n.notebook_language({"metadata": {}})):
+            assert i18n._(checks.MSG_FALLBACK).startswith("→ The rest")
+    assert i18n.language() == "en"
+
+
 def test_notebook_language():
     nb = nbformat.read(ROOT / "solutions" / "01_gan_intuition.ipynb", as_version=4)
     assert i18n.notebook_language(nb) == "en"

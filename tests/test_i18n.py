@@ -235,6 +235,24 @@ def test_catalogues_use_the_glossary():
     assert not problems, "\n".join(problems)
 
 
+def test_translations_keep_formulas_and_code():
+    """Display math is never translated (a block of its own stays as it is, and a translated block
+    carries the same formulas), and every piece of inline code of the English is in its translation."""
+    problems = []
+    for po_path in sorted((CATALOGUES / "zh").glob("*.po")):
+        for entry in polib.pofile(str(po_path)):
+            if not entry.msgstr or entry.obsolete or "markdown" not in (entry.comment or ""):
+                continue
+            display = re.compile(r"\$\$.*?\$\$", re.S)
+            if sorted(display.findall(entry.msgid)) != sorted(display.findall(entry.msgstr)):
+                problems.append(f"{po_path.name}: display math differs in {entry.msgid[:60]!r}")
+            flat = " ".join(entry.msgstr.split())
+            for code in re.findall(r"`[^`]+`", entry.msgid):  # (a span may run over a line break)
+                if " ".join(code.split()) not in flat:
+                    problems.append(f"{po_path.name}: {code} is missing from the translation of {entry.msgid[:60]!r}")
+    assert not problems, "\n".join(problems)
+
+
 def test_chinese_text_uses_chinese_punctuation():
     """A comma, colon or semicolon right after a Chinese character is the full-width one."""
     ascii_after_han = re.compile(r"[\u4e00-\u9fff][,;:]")

@@ -222,7 +222,7 @@ def load_classifier(dataset: str = "mnist", epochs: int | None = None, train_lim
                       metrics=["accuracy"])
         model.fit(train.x, train.y, batch_size=128, epochs=epochs, verbose=0 if quiet else 2,
                   validation_data=(test.x, test.y))
-        _, accuracy = model.evaluate(test.x, test.y, batch_size=500, verbose=0)
+        accuracy = model.evaluate(test.x, test.y, batch_size=500, verbose=0)[1]
         info = {"dataset": dataset, "standin": train.standin, "epochs": epochs, "train_images": len(train),
                 "test_accuracy": float(accuracy), "version": CLASSIFIER_VERSION}
         path.parent.mkdir(parents=True, exist_ok=True)

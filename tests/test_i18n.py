@@ -393,3 +393,18 @@ def test_doctor_reports_the_cjk_font():
     finding = doctor.check_cjk_font()[0]
     assert finding.topic == "cjk font"
     assert finding.level == doctor.OK or "fonts-noto-cjk" in finding.fix
+
+
+def test_no_function_shadows_the_gettext_function():
+    """`_` is the translation function in the library: a function that also assigns `_` (a
+    throwaway variable) would call the wrong thing."""
+    clashes = []
+    for path in sorted((ROOT / "gan_course").glob("*.py")):
+        for fn in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                nodes = list(ast.walk(fn))
+                stores = any(isinstance(n, ast.Name) and n.id == "_" and isinstance(n.ctx, ast.Store) for n in nodes)
+                calls = any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "_" for n in nodes)
+                if stores and calls:
+                    clashes.append(f"{path.name}: {fn.name}")
+    assert not clashes, clashes

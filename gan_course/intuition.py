@@ -670,7 +670,8 @@ def game_explorer(runs: dict, optimal=optimal_discriminator):
     def update(change=None):
         run = runs[loss.value]
         index = min(snapshot.value, len(run.steps) - 1)
-        step_label.value = f"training step {int(run.steps[index])} of {int(run.steps[-1])}"
+        step_label.value = _("training step {step} of {steps}").format(step=int(run.steps[index]),
+                                                                        steps=int(run.steps[-1]))
         png = figure_png(draw_game_frame(runs, loss.value, index, optimal))
         output.outputs = ()
         output.append_display_data(Image(data=png, format="png"))

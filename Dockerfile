@@ -73,6 +73,12 @@ ENV GAN_COURSE_DATA=${GAN_COURSE_HOME}/data \
 # User names and ids as the base image's own Dockerfiles use them (NB_UID is 1000).
 # hadolint ignore=DL3066
 USER root
+# A CJK font, so that the Chinese edition's figures draw their titles and labels instead of
+# boxes (gan_course.plotting picks it up; `gan-course doctor` reports it).
+# hadolint ignore=DL3008
+RUN apt-get update --yes && \
+    apt-get install --yes --no-install-recommends fonts-noto-cjk && \
+    apt-get clean && rm -rf /var/lib/apt/lists/*
 RUN mkdir -p "${GAN_COURSE_DATA}" "${TFHUB_CACHE_DIR}" && \
     chown -R "${NB_UID}:${NB_GID}" "${GAN_COURSE_HOME}"
 # hadolint ignore=DL3066
@@ -84,7 +90,9 @@ USER ${NB_UID}
 # the check stops the build when the base image carries other versions than the course's.
 COPY --chown=${NB_UID}:${NB_GID} pyproject.toml README.md /tmp/gan-course/
 COPY --chown=${NB_UID}:${NB_GID} gan_course/ /tmp/gan-course/gan_course/
-RUN pip install --no-cache-dir /tmp/gan-course && \
+# JupyterLab's own interface in Chinese is one setting away (Settings > Language).
+ARG LANGUAGE_PACK_VERSION=4.5.post3
+RUN pip install --no-cache-dir /tmp/gan-course "jupyterlab-language-pack-zh-CN==${LANGUAGE_PACK_VERSION}" && \
     rm -rf /tmp/gan-course && \
     python -c "import sys, tensorflow as tf, keras; \
 v = {'Python': '.'.join(map(str, sys.version_info[:2])), 'TensorFlow': tf.__version__, 'Keras': keras.__version__}; \

@@ -15,7 +15,7 @@ LAB_FLAGS := --notebook-dir=labs --ip=$(LAB_IP) --port=$(LAB_PORT) \
 	$(if $(filter 0,$(LAB_UID)),--allow-root --no-browser)
 LAB_PAGE := http://$(if $(filter 0.0.0.0,$(LAB_IP)),<this machine's address>,localhost):$(LAB_PORT)/lab
 
-.PHONY: setup lab test lint unit notebooks release check-release doctor clean
+.PHONY: setup lab test lint unit notebooks release check-release doctor clean messages
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,12 +35,15 @@ lint: setup
 unit: setup
 	$(BIN)/python -m pytest -q tests
 
+# Both languages: labs/ and labs/zh/, solutions/zh/, and every Chinese catalogue complete and current.
 check-release: setup
 	$(BIN)/gan-course release --check
 
 doctor: setup
 	$(BIN)/gan-course doctor
 
+# labs/ and solutions/ include their Chinese editions (labs/zh/, solutions/zh/): pytest collects
+# the folders recursively, so both languages run (the solutions strict).
 notebooks: setup
 	GAN_COURSE_PROFILE=$${GAN_COURSE_PROFILE:-smoke} $(BIN)/python -m pytest -q $(NBVAL) labs/
 	GAN_COURSE_PROFILE=$${GAN_COURSE_PROFILE:-smoke} GAN_COURSE_STRICT=1 $(BIN)/python -m pytest -q $(NBVAL) solutions/
@@ -52,3 +55,8 @@ release: setup
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# The library's messages: extract them into the template, then merge it into the Chinese catalogue.
+messages: setup
+	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --omit-header -w 200 -o gan_course/locale/gan_course.pot .
+	$(BIN)/pybabel update -i gan_course/locale/gan_course.pot -d gan_course/locale -D gan_course -l zh_CN --no-wrap

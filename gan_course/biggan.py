@@ -47,6 +47,7 @@ from keras import layers, ops
 
 from gan_course import metrics
 from gan_course.checks import exercise
+from gan_course.i18n import N_
 from gan_course.train import ConditionalGAN
 
 ORTHO_STRENGTH = 1e-4  # BigGAN's beta
@@ -69,8 +70,8 @@ def _power_iteration_cases(rng):
     cases=_power_iteration_cases,
     rtol=1e-4,
     atol=1e-5,
-    hint="v = normalize(w @ u), then u_new = normalize(w.T @ v), then sigma = v @ w @ u_new; "
-         "normalize(a) = a / ||a||_2. Return (sigma, u_new, v) in that order.",
+    hint=N_("v = normalize(w @ u), then u_new = normalize(w.T @ v), then sigma = v @ w @ u_new; "
+         "normalize(a) = a / ||a||_2. Return (sigma, u_new, v) in that order."),
 )
 def power_iteration(w, u, n=1):
     """One (or `n`) power-iteration step(s) for the largest singular value of `w`.
@@ -308,8 +309,8 @@ def _projection_cases(rng):
     cases=_projection_cases,
     rtol=1e-4,
     atol=1e-4,
-    hint="psi(h) = features @ psi_kernel + psi_bias, shape (n, 1); the class term is the row-wise inner "
-         "product of class_embeddings[labels] (n, c) with features (n, c), kept as a column (keepdims). Add them.",
+    hint=N_("psi(h) = features @ psi_kernel + psi_bias, shape (n, 1); the class term is the row-wise inner "
+         "product of class_embeddings[labels] (n, c) with features (n, c), kept as a column (keepdims). Add them."),
 )
 def projection_logit(features, labels, class_embeddings, psi_kernel, psi_bias):
     """The projection discriminator's logit psi(h) + <embed(y), h>, shape (n, 1).
@@ -422,8 +423,8 @@ def _hinge_cases(rng):
 @exercise(
     "06",
     cases=_hinge_cases,
-    hint="mean(relu(1 - real_logits)) + mean(relu(1 + fake_logits)): D is only pushed on logits "
-         "that are not yet beyond the margin of 1; return one scalar.",
+    hint=N_("mean(relu(1 - real_logits)) + mean(relu(1 + fake_logits)): D is only pushed on logits "
+         "that are not yet beyond the margin of 1; return one scalar."),
 )
 def hinge_d_loss(real_logits, fake_logits):
     """The discriminator's hinge loss (SAGAN, BigGAN), from raw logits."""
@@ -514,8 +515,8 @@ def _truncation_cases(rng):
 @exercise(
     "06",
     cases=_truncation_cases,
-    hint="for each draw in order: z = where(|z| > threshold, draw, z); entries already inside keep their value, "
-         "an entry still outside after the last draw stays as it is.",
+    hint=N_("for each draw in order: z = where(|z| > threshold, draw, z); entries already inside keep their value, "
+         "an entry still outside after the last draw stays as it is."),
 )
 def truncated_normal_sample(z, threshold, draws):
     """Resample the entries of `z` whose magnitude exceeds `threshold`.

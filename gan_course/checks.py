@@ -36,7 +36,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from gan_course.i18n import N_, _
+
 LAYERS = ("exists", "signature", "runs", "type", "dtype", "shape", "finite", "values", "mutation")
+# The layers' names as a student reads them in a ✗ line (marked for translation).
+LAYER_NAMES = (N_("exists"), N_("signature"), N_("runs"), N_("type"), N_("dtype"), N_("shape"), N_("finite"),
+               N_("values"), N_("mutation"))
 ENV_STRICT = "GAN_COURSE_STRICT"
 # Where the solution notebooks are; set to an empty value to act as a student's machine.
 ENV_SOLUTIONS = "GAN_COURSE_SOLUTIONS"
@@ -77,21 +82,21 @@ class ExerciseUnfinished(RuntimeError):
 
 
 # ----------------------------------------------------------------------------- messages
-MSG_NEEDS_EXERCISE = (
+MSG_NEEDS_EXERCISE = N_(
     "✗ This cell needs the exercise `{name}`{section}, which has not passed its check yet: "
     "finish it there and run its check cell again."
 )
-MSG_FALLBACK = "→ The rest of this lab uses the course's reference {name} so that every cell below runs."
-MSG_NO_FALLBACK = "→ Cells below that need {name} stop with a note until it passes."
-MSG_NO_SOLUTIONS = (
+MSG_FALLBACK = N_("→ The rest of this lab uses the course's reference {name} so that every cell below runs.")
+MSG_NO_FALLBACK = N_("→ Cells below that need {name} stop with a note until it passes.")
+MSG_NO_SOLUTIONS = N_(
     "the reference answer of `{name}` is in the course's solutions/ folder, which is not on this machine "
     "(set {env} to its path on an instructor's machine)."
 )
-MSG_NO_EXPECTED = (
+MSG_NO_EXPECTED = N_(
     "✗ {name}: cannot check here: neither the course's solutions/ nor the released expected outputs "
     "({folder}/{lab}.npz beside the labs) were found. Ask your instructor for the labs' expected/ folder."
 )
-MSG_STALE_EXPECTED = (
+MSG_STALE_EXPECTED = N_(
     "✗ {name}: cannot check here: the expected outputs in {path} were written for other test inputs "
     "(another version of the course). Ask your instructor to run `gan-course release` again."
 )
@@ -143,8 +148,8 @@ class CheckResult:
 
     def line(self) -> str:
         if self.passed:
-            return f"✓ {self.name}: all {self.cases} test cases match the reference."
-        return f"✗ {self.name} [{self.layer}]: {self.message}"
+            return _("✓ {name}: all {cases} test cases match the reference.").format(name=self.name, cases=self.cases)
+        return _("✗ {name} [{layer}]: {message}").format(name=self.name, layer=_(self.layer), message=self.message)
 
 
 class Contract:
@@ -325,7 +330,7 @@ def reference(name: str) -> Callable:
     try:
         return ex.reference
     except SolutionsUnavailable:
-        raise SolutionsUnavailable(MSG_NO_SOLUTIONS.format(name=name, env=ENV_SOLUTIONS)) from None
+        raise SolutionsUnavailable(_(MSG_NO_SOLUTIONS).format(name=name, env=ENV_SOLUTIONS)) from None
 
 
 # The student's functions that passed `check` in this process: library code uses them
@@ -352,8 +357,8 @@ class Unfinished:
         self.__name__, self.section = name, section
 
     def __call__(self, *args, **kwargs):
-        section = f" (section “{self.section}”)" if self.section else ""
-        raise ExerciseUnfinished(MSG_NEEDS_EXERCISE.format(name=self.__name__, section=section))
+        section = _(" (section “{section}”)").format(section=self.section) if self.section else ""
+        raise ExerciseUnfinished(_(MSG_NEEDS_EXERCISE).format(name=self.__name__, section=section))
 
     def __repr__(self):
         return f"<unfinished exercise {self.__name__}>"
@@ -408,7 +413,7 @@ def _kind(value) -> str:
 def compare(expected, got, rtol=1e-5, atol=1e-6, strict_dtype=True, where="") -> tuple[str, str] | None:
     """Compare an output with the reference's; return (layer, message) or None when equal."""
     expected, got = to_numpy(expected), to_numpy(got)
-    at = f" in {where}" if where else ""
+    at = _(" in {where}").format(where=where) if where else ""
     ek, gk = _kind(expected), _kind(got)
 
     # A 0-d array or NumPy scalar stands for a Python number (tf.reduce_mean returns one).
@@ -419,71 +424,76 @@ def compare(expected, got, rtol=1e-5, atol=1e-6, strict_dtype=True, where="") ->
 
     if ek == "sequence":
         if gk != "sequence":
-            return "type", f"returned {describe_value(got)}{at}; expected a {type(expected).__name__} of {len(expected)} items."
+            return "type", _("returned {got}{at}; expected a {kind} of {n} items.").format(
+                got=describe_value(got), at=at, kind=type(expected).__name__, n=len(expected))
         if len(got) != len(expected):
-            return "shape", f"returned {len(got)} items{at}; expected {len(expected)}."
+            return "shape", _("returned {n} items{at}; expected {want}.").format(n=len(got), at=at, want=len(expected))
         for i, (e, g) in enumerate(zip(expected, got)):
-            problem = compare(e, g, rtol, atol, strict_dtype, where=f"item {i}{at}")
+            problem = compare(e, g, rtol, atol, strict_dtype, where=_("item {i}").format(i=i) + at)
             if problem:
                 return problem
         return None
     if ek == "dict":
         if gk != "dict":
-            return "type", f"returned {describe_value(got)}{at}; expected a dict."
+            return "type", _("returned {got}{at}; expected a dict.").format(got=describe_value(got), at=at)
         for key in expected:
             if key not in got:
-                return "type", f"missing key {key!r}{at}."
+                return "type", _("missing key {key}{at}.").format(key=repr(key), at=at)
             problem = compare(expected[key], got[key], rtol, atol, strict_dtype, where=f"{key}{at}")
             if problem:
                 return problem
         return None
     if ek == "str":
         if got != expected:
-            return "values", f"got {got!r}{at}; expected {expected!r}."
+            return "values", _("got {got}{at}; expected {want}.").format(got=repr(got), at=at, want=repr(expected))
         return None
     if ek != gk:
         if ek == "array" and gk == "sequence":
-            return "type", f"returned a {type(got).__name__}{at}; return a NumPy array or a tensor (np.asarray / tf.convert_to_tensor)."
+            return "type", _("returned a {kind}{at}; return a NumPy array or a tensor (np.asarray / tf.convert_to_tensor).").format(
+                kind=type(got).__name__, at=at)
         if ek == "array" and gk in ("int", "float", "bool") and expected.ndim == 0:
             got, gk = np.asarray(got), "array"
         else:
-            want = {"array": "an array or tensor", "sequence": "a tuple"}.get(ek, f"a {ek}")
-            return "type", f"returned {describe_value(got)}{at}; expected {want}."
+            want = {"array": _("an array or tensor"), "sequence": _("a tuple")}.get(ek, _("a {kind}").format(kind=ek))
+            return "type", _("returned {got}{at}; expected {want}.").format(got=describe_value(got), at=at, want=want)
 
     if ek == "array":
         if strict_dtype and got.dtype != expected.dtype:
-            return "dtype", f"dtype is {got.dtype}{at}; expected {expected.dtype} (cast with tf.cast or .astype)."
+            return "dtype", _("dtype is {got}{at}; expected {want} (cast with tf.cast or .astype).").format(
+                got=got.dtype, at=at, want=expected.dtype)
         if not strict_dtype and got.dtype.kind != expected.dtype.kind and not (
             got.dtype.kind in "fc" and expected.dtype.kind in "fc"
         ):
-            return "dtype", f"dtype is {got.dtype}{at}; expected a {expected.dtype.kind}-kind dtype like {expected.dtype}."
+            return "dtype", _("dtype is {got}{at}; expected a {kind}-kind dtype like {want}.").format(
+                got=got.dtype, at=at, kind=expected.dtype.kind, want=expected.dtype)
         if got.shape != expected.shape:
-            return "shape", f"shape is {got.shape}{at}; expected {expected.shape}."
+            return "shape", _("shape is {got}{at}; expected {want}.").format(got=got.shape, at=at, want=expected.shape)
         if got.dtype.kind in "fc" and not np.all(np.isfinite(got)):
             bad = np.argwhere(~np.isfinite(got))[0]
-            return "finite", f"contains {got[tuple(bad)]} at index {tuple(int(b) for b in bad)}{at}: look for a log of 0 or a division by 0."
+            return "finite", _("contains {value} at index {index}{at}: look for a log of 0 or a division by 0.").format(
+                value=got[tuple(bad)], index=tuple(int(b) for b in bad), at=at)
         if got.dtype.kind in "fcb" or expected.dtype.kind in "fc":
             e = expected.astype(np.float64)
             g = got.astype(np.float64)
             if not np.allclose(g, e, rtol=rtol, atol=atol):
                 diff = np.abs(g - e)
                 idx = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.ndim else ()
-                return "values", (
-                    f"values differ{at}: largest difference {float(diff[idx]):.4g} at index "
-                    f"{tuple(int(i) for i in idx)} (yours {float(g[idx]):.6g}, expected {float(e[idx]):.6g})."
-                )
+                return "values", _(
+                    "values differ{at}: largest difference {diff:.4g} at index {index} (yours {got:.6g}, expected {want:.6g})."
+                ).format(at=at, diff=float(diff[idx]), index=tuple(int(i) for i in idx), got=float(g[idx]), want=float(e[idx]))
         elif not np.array_equal(got, expected):
             idx = tuple(int(i) for i in np.argwhere(got != expected)[0])
-            return "values", f"values differ{at} at index {idx}: yours {got[idx]}, expected {expected[idx]}."
+            return "values", _("values differ{at} at index {index}: yours {got}, expected {want}.").format(
+                at=at, index=idx, got=got[idx], want=expected[idx])
         return None
     if ek == "float":
         if not np.isfinite(got):
-            return "finite", f"returned {got}{at}: look for a log of 0 or a division by 0."
+            return "finite", _("returned {got}{at}: look for a log of 0 or a division by 0.").format(got=got, at=at)
         if not np.isclose(float(got), float(expected), rtol=rtol, atol=atol):
-            return "values", f"returned {float(got):.6g}{at}; expected {float(expected):.6g}."
+            return "values", _("returned {got:.6g}{at}; expected {want:.6g}.").format(got=float(got), at=at, want=float(expected))
         return None
     if got != expected:
-        return "values", f"returned {got!r}{at}; expected {expected!r}."
+        return "values", _("returned {got}{at}; expected {want}.").format(got=repr(got), at=at, want=repr(expected))
     return None
 
 
@@ -511,10 +521,8 @@ def signature_problem(name: str, fn: Callable, case: dict) -> str | None:
     try:
         sig.bind(**case)
     except TypeError:
-        return (
-            f"{name}{sig} cannot be called with ({', '.join(case)}): keep the parameter names "
-            "given in the exercise."
-        )
+        return _("{name}{signature} cannot be called with ({arguments}): keep the parameter names given in the exercise.").format(
+            name=name, signature=sig, arguments=", ".join(case))
     return None
 
 
@@ -525,12 +533,13 @@ def run_case(ex: Exercise, fn: Callable, case: dict) -> tuple[Any, tuple[str, st
     try:
         out = fn(**args)
     except NotImplementedError:
-        return None, ("runs", "not done yet: replace `raise NotImplementedError()` with your code.")
+        return None, ("runs", _("not done yet: replace `raise NotImplementedError()` with your code."))
     except Exception as err:  # the student's error is the message
-        return None, ("runs", f"raised {type(err).__name__}: {err} (inputs: {describe_case(case)}).")
+        return None, ("runs", _("raised {error}: {message} (inputs: {inputs}).").format(
+            error=type(err).__name__, message=err, inputs=describe_case(case)))
     key = _mutated(args, before)
     if key is not None:
-        return out, ("mutation", f"changed its input {key!r} in place; work on a copy (x = x.copy() or tf ops).")
+        return out, ("mutation", _("changed its input {key} in place; work on a copy (x = x.copy() or tf ops).").format(key=repr(key)))
     return out, None
 
 
@@ -543,9 +552,9 @@ def run_checks(ex: Exercise, fn, cases: list[dict], expected: list | None = None
     (already described with `ex.describe`) where the reference is not here."""
     name = ex.name
     if fn is None:
-        return CheckResult(name, False, "exists", f"no function named {name!r}: run the exercise cell that defines it.")
+        return CheckResult(name, False, "exists", _("no function named {name}: run the exercise cell that defines it.").format(name=repr(name)))
     if not callable(fn):
-        return CheckResult(name, False, "exists", f"{name} is a {type(fn).__name__}, not a function.")
+        return CheckResult(name, False, "exists", _("{name} is a {kind}, not a function.").format(name=name, kind=type(fn).__name__))
     if cases:
         problem = signature_problem(name, fn, cases[0])
         if problem:
@@ -564,11 +573,11 @@ def run_checks(ex: Exercise, fn, cases: list[dict], expected: list | None = None
             problem = compare(want, got, ex.rtol, ex.atol, ex.strict_dtype)
             if problem is not None:
                 layer, message = problem
-                problem = (layer, f"{message} Inputs: {describe_case(case)}.")
+                problem = (layer, _("{message} Inputs: {inputs}.").format(message=message, inputs=describe_case(case)))
         if problem is not None:
             layer, message = problem
             if ex.hint and layer in ("values", "shape", "dtype", "finite"):
-                message = f"{message} Hint: {ex.hint}"
+                message = _("{message} Hint: {hint}").format(message=message, hint=_(ex.hint))
             return CheckResult(name, False, layer, message, len(cases))
     return CheckResult(name, True, None, "", len(cases))
 
@@ -627,7 +636,7 @@ def expected_path(lab: str) -> Path | None:
         folders.append(Path(os.environ[ENV_EXPECTED]))
         names.insert(0, f"{lab}.npz")
     here = Path.cwd()
-    folders += [here, here / "labs", Path(__file__).resolve().parent.parent / "labs", Path.home() / "labs",
+    folders += [here, here.parent, here / "labs", Path(__file__).resolve().parent.parent / "labs", Path.home() / "labs",
                 Path(os.environ.get("GAN_COURSE_HOME", "/opt/gan-lab")) / "labs"]
     for folder in folders:
         for name in names:
@@ -651,15 +660,15 @@ def _expected_for(ex: Exercise, cases: list[dict]) -> tuple[list | None, str | N
 
     path = expected_path(ex.lab)
     if path is None:
-        return None, MSG_NO_EXPECTED.format(name=ex.name, folder=EXPECTED_FOLDER, lab=ex.lab)
+        return None, _(MSG_NO_EXPECTED).format(name=ex.name, folder=EXPECTED_FOLDER, lab=ex.lab)
     try:
         meta = read_expected(path)
         entry = meta["exercises"][ex.name]
     except (OSError, ValueError, KeyError):
-        return None, MSG_STALE_EXPECTED.format(name=ex.name, path=path)
+        return None, _(MSG_STALE_EXPECTED).format(name=ex.name, path=path)
     _SECTIONS[ex.name] = entry.get("section", "")
     if entry.get("inputs") != _fingerprint(cases):
-        return None, MSG_STALE_EXPECTED.format(name=ex.name, path=path)
+        return None, _(MSG_STALE_EXPECTED).format(name=ex.name, path=path)
     return decode(entry["outputs"], meta["arrays"]), None
 
 
@@ -699,7 +708,7 @@ def check(name, namespace: dict | None = None):
             raise ExerciseFailed(result.line())
     _PASSED.pop(name, None)
     if with_solutions:
-        print(MSG_FALLBACK.format(name=name))
+        print(_(MSG_FALLBACK).format(name=name))
         return ex.reference
-    print(MSG_NO_FALLBACK.format(name=name))
+    print(_(MSG_NO_FALLBACK).format(name=name))
     return Unfinished(name, _SECTIONS.get(name, ""))

@@ -5,6 +5,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from gan_course.i18n import N_, _
+
+# argparse's own words (usage line, section titles, errors), translated with the course's
+# messages: argparse looks up its module-level `_` each time it formats help or an error.
+ARGPARSE_MESSAGES = (N_("usage: "), N_("options"), N_("positional arguments"), N_("show this help message and exit"),
+                     N_("the following arguments are required: %s"), N_("unrecognized arguments: %s"),
+                     N_("invalid choice: %(value)r (choose from %(choices)s)"), N_("%(prog)s: error: %(message)s\n"),
+                     N_("invalid %(type)s value: %(value)r"), N_("expected one argument"))
+
 
 def _root() -> Path:
     """The course folder: the current directory if it holds solutions/, else the repository."""
@@ -21,19 +30,20 @@ def cmd_release(args) -> int:
     solutions = Path(args.solutions or root / "solutions")
     labs = Path(args.labs or root / "labs")
     try:
-        problems = release(solutions, labs, check=args.check)
+        problems = release(solutions, labs, check=args.check, catalogues=args.catalogues,
+                           update_catalogues=args.update_catalogues)
     except ReleaseError as err:
-        print(f"gan-course release: {err}", file=sys.stderr)
+        print(_("gan-course release: {error}").format(error=err), file=sys.stderr)
         return 2
     for problem in problems:
         print(problem, file=sys.stderr)
     if args.check:
         if problems:
-            print("labs/ is out of sync with solutions/: run `gan-course release` and commit.", file=sys.stderr)
+            print(_("labs/ is out of sync with solutions/: run `gan-course release` and commit."), file=sys.stderr)
             return 1
-        print(f"labs/ matches solutions/ ({len(list(solutions.glob('[0-9][0-9]_*.ipynb')))} notebooks).")
+        print(_("labs/ matches solutions/ ({n} notebooks).").format(n=len(list(solutions.glob("[0-9][0-9]_*.ipynb")))))
         return 0
-    print(f"wrote student notebooks to {labs}")
+    print(_("wrote student notebooks to {folder}").format(folder=labs))
     return 1 if problems else 0
 
 
@@ -47,7 +57,8 @@ def cmd_download(args) -> int:
     unknown = [n for n in names if n not in known]
     if unknown:
         print(
-            f"gan-course download: unknown dataset(s) {', '.join(unknown)}; known: {', '.join(known)}",
+            _("gan-course download: unknown dataset(s) {unknown}; known: {known}").format(
+                unknown=", ".join(unknown), known=", ".join(known)),
             file=sys.stderr,
         )
         return 2
@@ -58,7 +69,7 @@ def cmd_download(args) -> int:
                 paths = [data.fetch(hub.HUB_FOLDER, f) for f in hub.MODULES.values()]
             else:
                 paths = data.download(name)
-            print(f"{name}: ready in {paths[0].parent}")
+            print(_("{name}: ready in {folder}").format(name=name, folder=paths[0].parent))
         except data.DataUnavailable as err:
             failed += 1
             print(f"{name}: {err}", file=sys.stderr)
@@ -102,38 +113,42 @@ def cmd_grade(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gan-course", description="GAN Lab course tools.")
+    argparse._ = _
+    parser = argparse.ArgumentParser(prog="gan-course", description=_("GAN Lab course tools."))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("download", help="fetch datasets into the cache (GAN_COURSE_DATA)")
+    p = sub.add_parser("download", help=_("fetch datasets into the cache (GAN_COURSE_DATA)"))
     p.add_argument("names", nargs="*", metavar="NAME",
-                   help="datasets to fetch (default: all); `hub` fetches the TF Hub modules' archives")
+                   help=_("datasets to fetch (default: all); `hub` fetches the TF Hub modules' archives"))
     p.set_defaults(func=cmd_download)
 
-    p = sub.add_parser("mirror", help="lay out the verified data cache as a folder a web server can serve "
-                                      "to a class (then set GAN_COURSE_MIRRORS)")
-    p.add_argument("folder", metavar="DIR", help="the folder to fill: DIR/<dataset>/<file>")
-    p.add_argument("--port", type=int, default=8000, help="port shown in the instructions (default: 8000)")
+    p = sub.add_parser("mirror", help=_("lay out the verified data cache as a folder a web server can serve "
+                                        "to a class (then set GAN_COURSE_MIRRORS)"))
+    p.add_argument("folder", metavar="DIR", help=_("the folder to fill: DIR/<dataset>/<file>"))
+    p.add_argument("--port", type=int, default=8000, help=_("port shown in the instructions (default: 8000)"))
     p.set_defaults(func=cmd_mirror)
 
-    p = sub.add_parser("doctor", help="check this machine for the labs and say how to fix what is missing")
+    p = sub.add_parser("doctor", help=_("check this machine for the labs and say how to fix what is missing"))
     p.set_defaults(func=cmd_doctor)
 
-    p = sub.add_parser("release", help="write labs/ from solutions/ (solutions stripped)")
-    p.add_argument("--check", action="store_true", help="only check that labs/ is in sync; exit 1 if not")
-    p.add_argument("--solutions", help="solutions folder (default: ./solutions)")
-    p.add_argument("--labs", help="labs folder (default: ./labs)")
+    p = sub.add_parser("release", help=_("write labs/ from solutions/ (solutions stripped)"))
+    p.add_argument("--check", action="store_true", help=_("only check that labs/ is in sync; exit 1 if not"))
+    p.add_argument("--solutions", help=_("solutions folder (default: ./solutions)"))
+    p.add_argument("--labs", help=_("labs folder (default: ./labs)"))
+    p.add_argument("--catalogues", help=_("translation catalogues (default: i18n/ beside solutions/)"))
+    p.add_argument("--update-catalogues", action="store_true",
+                   help=_("add the English that is new to each lab's catalogue (fuzzy where it replaces a translated text)"))
     p.set_defaults(func=cmd_release)
 
-    p = sub.add_parser("grade", help="grade a folder of submitted notebooks against solutions/")
-    p.add_argument("submissions", help="folder with one notebook (or one folder) per student")
-    p.add_argument("--out", required=True, help="where grades.csv, results.json and feedback/ go")
-    p.add_argument("--lab", help="lab number (default: from the notebooks' metadata)")
-    p.add_argument("--workers", type=int, help="submissions graded at once (default: number of cores)")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per exercise (default: 60)")
-    p.add_argument("--memory", type=int, default=2048, help="MiB per exercise beyond the libraries (default: 2048)")
-    p.add_argument("--seed", type=int, help="batch seed for the hidden inputs (default: fresh each run)")
+    p = sub.add_parser("grade", help=_("grade a folder of submitted notebooks against solutions/"))
+    p.add_argument("submissions", help=_("folder with one notebook (or one folder) per student"))
+    p.add_argument("--out", required=True, help=_("where grades.csv, results.json and feedback/ go"))
+    p.add_argument("--lab", help=_("lab number (default: from the notebooks' metadata)"))
+    p.add_argument("--workers", type=int, help=_("submissions graded at once (default: number of cores)"))
+    p.add_argument("--timeout", type=float, default=60.0, help=_("seconds per exercise (default: 60)"))
+    p.add_argument("--memory", type=int, default=2048, help=_("MiB per exercise beyond the libraries (default: 2048)"))
+    p.add_argument("--seed", type=int, help=_("batch seed for the hidden inputs (default: fresh each run)"))
     p.set_defaults(func=cmd_grade)
     return parser
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from gan_course.i18n import N_, _
+
 PROFILES = ("smoke", "cpu", "gpu")
 ENV_PROFILE = "GAN_COURSE_PROFILE"
 
@@ -130,7 +132,7 @@ class Profile:
         return STANDIN_ALLOWED[self.name]
 
     def __str__(self):
-        return f"profile {self.name} ({self.reason})"
+        return _("profile {name} ({reason})").format(name=self.name, reason=_(self.reason))
 
 
 def _gpu_present() -> bool:
@@ -147,11 +149,11 @@ def profile() -> Profile:
             raise ValueError(
                 f"{ENV_PROFILE}={name!r} is not a profile; use one of {', '.join(PROFILES)}"
             )
-        reason = f"set by {ENV_PROFILE}"
+        reason = N_("set by GAN_COURSE_PROFILE")
     elif _gpu_present():
-        name, reason = "gpu", "a GPU was found"
+        name, reason = "gpu", N_("a GPU was found")
     else:
-        name, reason = "cpu", f"no GPU found; set {ENV_PROFILE}=smoke for a quick run"
+        name, reason = "cpu", N_("no GPU found; set GAN_COURSE_PROFILE=smoke for a quick run")
     column = PROFILES.index(name)
     return Profile(name, reason, {k: v[column] for k, v in SIZES.items()})
 
@@ -191,12 +193,16 @@ def setup(seed: int = 0, quiet: bool = False) -> Profile:
         import matplotlib
 
         matplotlib.rcParams.update({"figure.dpi": 100, "axes.grid": False})
+        from gan_course.plotting import use_cjk_font
+
+        use_cjk_font()  # Chinese titles and labels render in a CJK font, not as boxes
     except ImportError:  # pragma: no cover - matplotlib is a dependency
         pass
     p = profile()
     if not quiet:
-        device = f"{len(gpus)} GPU(s), memory growth on" if gpus else "CPU only"
-        print(f"GAN Lab: {p} | TensorFlow {tf.__version__} | {device} | seed {seed}")
+        device = _("{n} GPU(s), memory growth on").format(n=len(gpus)) if gpus else _("CPU only")
+        print(_("GAN Lab: {profile} | TensorFlow {version} | {device} | seed {seed}").format(
+            profile=p, version=tf.__version__, device=device, seed=seed))
     return p
 
 

@@ -18,6 +18,7 @@ import tensorflow as tf
 from keras import layers
 
 from gan_course.checks import ExerciseUnfinished, SolutionsUnavailable, exercise, reference
+from gan_course.i18n import N_
 from gan_course.models import describe_model
 
 
@@ -42,8 +43,8 @@ def _loss_cases(rng):
 
 
 @exercise("03", cases=_loss_cases, rtol=1e-4, atol=1e-5,
-          hint="real images have target 1 - smoothing, fakes target 0 (smoothing is one-sided); "
-               "use tf.nn.sigmoid_cross_entropy_with_logits on the logits and average each term.")
+          hint=N_("real images have target 1 - smoothing, fakes target 0 (smoothing is one-sided); "
+               "use tf.nn.sigmoid_cross_entropy_with_logits on the logits and average each term."))
 def discriminator_loss(real_logits, fake_logits, smoothing=0.0):
     """The discriminator's loss, a float32 scalar tensor.
 
@@ -64,8 +65,8 @@ def _block_cases(rng):
 
 
 @exercise("03", cases=_block_cases, describe=describe_model, rtol=1e-4, atol=1e-4,
-          hint="Conv2DTranspose(filters, kernel_size, strides=strides, padding='same', use_bias=False), "
-               "then BatchNormalization() with Keras' defaults, then ReLU().")
+          hint=N_("Conv2DTranspose(filters, kernel_size, strides=strides, padding='same', use_bias=False), "
+               "then BatchNormalization() with Keras' defaults, then ReLU()."))
 def generator_block(input_shape, filters, kernel_size=5, strides=2):
     """A keras.Model from feature maps of `input_shape` to `strides` times larger ones."""
 
@@ -113,9 +114,9 @@ def _slerp_cases(rng):
 
 
 @exercise("03", cases=_slerp_cases, rtol=1e-4, atol=1e-5, strict_dtype=False,
-          hint="omega = arccos of the cosine between z0 and z1 (clip it to [-1, 1]); "
+          hint=N_("omega = arccos of the cosine between z0 and z1 (clip it to [-1, 1]); "
                "sin((1-t) omega)/sin(omega) * z0 + sin(t omega)/sin(omega) * z1; "
-               "when sin(omega) is about 0, return (1-t) z0 + t z1.")
+               "when sin(omega) is about 0, return (1-t) z0 + t z1."))
 def slerp(z0, z1, t):
     """Spherical interpolation from z0 (t = 0) to z1 (t = 1) along the last axis."""
 

@@ -305,8 +305,15 @@ def check_hub_cache() -> list[Finding]:
     return [Finding(OK, "tfhub", f"TF Hub cache {folder} ({len(modules)} module(s))")]
 
 
+def check_cjk_font() -> list[Finding]:
+    from gan_course.plotting import cjk_font_report
+
+    found, message, fix = cjk_font_report()
+    return [Finding(OK if found else WARN, "cjk font", message, fix)]
+
+
 CHECKS = (check_python, check_frameworks, check_gpus, check_profile, check_cache, check_datasets, check_sources,
-          check_widgets, check_hub_cache)
+          check_widgets, check_hub_cache, check_cjk_font)
 
 
 def run_checks() -> list[Finding]:

@@ -37,6 +37,7 @@ from keras import layers
 
 from gan_course import losses as gan_losses
 from gan_course.checks import exercise
+from gan_course.i18n import N_
 from gan_course.train import GAN, per_replica_scale
 
 NUM_CATEGORIES = 10
@@ -82,8 +83,8 @@ def _check_latent_parts(categories, continuous, noise, num_categories):
 
 
 @exercise("05", cases=_latent_cases, validate=_check_latent_parts,
-          hint="tf.one_hot(categories, num_categories), then tf.concat([one_hot, continuous, noise], axis=1), "
-               "all float32.")
+          hint=N_("tf.one_hot(categories, num_categories), then tf.concat([one_hot, continuous, noise], axis=1), "
+               "all float32."))
 def infogan_latent(categories, continuous, noise, num_categories=NUM_CATEGORIES):
     """G's input (n, num_categories + c + z): one-hot categories, then the continuous codes, then the noise."""
 
@@ -113,9 +114,9 @@ def _information_cases(rng):
 
 
 @exercise("05", cases=_information_cases, rtol=1e-4, atol=1e-5,
-          hint="mean over the batch of tf.nn.sparse_softmax_cross_entropy_with_logits(labels=categories, "
+          hint=N_("mean over the batch of tf.nn.sparse_softmax_cross_entropy_with_logits(labels=categories, "
                "logits=category_logits), plus continuous_weight times the mean over the batch of "
-               "0.5 * sum over the code dimensions of (codes - code_means)**2.")
+               "0.5 * sum over the code dimensions of (codes - code_means)**2."))
 def information_loss(category_logits, categories, code_means, codes, continuous_weight=1.0):
     """L_I, a float32 scalar: categorical cross-entropy + weight * Gaussian NLL (std 1, constant dropped).
 
@@ -145,9 +146,9 @@ def _acgan_cases(rng):
 
 
 @exercise("05", cases=_acgan_cases, rtol=1e-4, atol=1e-5,
-          hint="loss_d = (mean BCE(real_logits, 1) + mean BCE(fake_logits, 0)) / 2; loss_cr and loss_cf are the "
+          hint=N_("loss_d = (mean BCE(real_logits, 1) + mean BCE(fake_logits, 0)) / 2; loss_cr and loss_cf are the "
                "mean sparse softmax cross-entropies of the class logits on real and on generated images; "
-               "loss_c = (loss_cr + loss_cf) / 2 with a dropped term left out (not renormalised); return loss_d + loss_c.")
+               "loss_c = (loss_cr + loss_cf) / 2 with a dropped term left out (not renormalised); return loss_d + loss_c."))
 def acgan_discriminator_loss(real_logits, fake_logits, real_class_logits, fake_class_logits, real_labels,
                              fake_labels, use_loss_cr=True, use_loss_cf=True):
     """The hand-out's D loss: (loss_d_r + loss_d_f) / 2 + (loss_cr + loss_cf) / 2, a float32 scalar.
@@ -219,8 +220,8 @@ def _matched_cases(rng):
 
 
 @exercise("05", cases=_matched_cases, strict_dtype=False, validate=_check_predictions,
-          hint="build counts[code, label] (np.add.at), then scipy.optimize.linear_sum_assignment(counts, "
-               "maximize=True); the accuracy is the matched counts' sum divided by the number of images.")
+          hint=N_("build counts[code, label] (np.add.at), then scipy.optimize.linear_sum_assignment(counts, "
+               "maximize=True); the accuracy is the matched counts' sum divided by the number of images."))
 def matched_accuracy(predicted, labels, num_classes=NUM_CATEGORIES):
     """Accuracy (a float) of predicted codes after the one-to-one code -> label matching that maximises it."""
 

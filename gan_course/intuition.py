@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gan_course.checks import exercise
+from gan_course.i18n import N_, _
 
 LOG4 = float(np.log(4.0))
 
@@ -49,8 +50,8 @@ def _density_cases(rng):
 @exercise(
     "01",
     cases=_density_cases,
-    hint="D*(x) = p_data / (p_data + p_g); where both densities are 0 the critic cannot tell, so return 0.5 there "
-    "(np.where, and never divide by 0). Keep the input's dtype.",
+    hint=N_("D*(x) = p_data / (p_data + p_g); where both densities are 0 the critic cannot tell, so return 0.5 there "
+    "(np.where, and never divide by 0). Keep the input's dtype."),
 )
 def optimal_discriminator(p_data, p_g):
     """D*(x) = p_data(x) / (p_data(x) + p_g(x)) elementwise, 0.5 where both densities are 0."""
@@ -84,8 +85,8 @@ def _distribution_cases(rng):
     cases=_distribution_cases,
     rtol=1e-4,
     atol=1e-5,
-    hint="m = (p + q) / 2; KL(p||m) = sum over the last axis of p log(p/m), counting only terms where p > 0 "
-    "(0 log 0 = 0); JSD = KL(p||m)/2 + KL(q||m)/2, natural log, result cast to float32.",
+    hint=N_("m = (p + q) / 2; KL(p||m) = sum over the last axis of p log(p/m), counting only terms where p > 0 "
+    "(0 log 0 = 0); JSD = KL(p||m)/2 + KL(q||m)/2, natural log, result cast to float32."),
 )
 def js_divergence(p, q):
     """Jensen-Shannon divergence (natural log) between distributions along the last axis."""
@@ -105,8 +106,8 @@ def _d_fake_cases(rng):
 @exercise(
     "01",
     cases=_d_fake_cases,
-    hint="the generator minimises the critic's value on fakes: the mean over the batch of log(1 - d_fake) "
-    "(no minus sign). Return a float32 scalar.",
+    hint=N_("the generator minimises the critic's value on fakes: the mean over the batch of log(1 - d_fake) "
+    "(no minus sign). Return a float32 scalar."),
 )
 def minimax_generator_loss(d_fake):
     """Minimax loss for G (to minimise): mean of log(1 - D(G(z))) over the batch."""
@@ -115,8 +116,8 @@ def minimax_generator_loss(d_fake):
 @exercise(
     "01",
     cases=_d_fake_cases,
-    hint="the non-saturating generator maximises log D(G(z)) instead, so it minimises -mean(log(d_fake)). "
-    "Return a float32 scalar.",
+    hint=N_("the non-saturating generator maximises log D(G(z)) instead, so it minimises -mean(log(d_fake)). "
+    "Return a float32 scalar."),
 )
 def nonsaturating_generator_loss(d_fake):
     """Non-saturating loss for G (to minimise): -mean of log D(G(z)) over the batch."""
@@ -242,7 +243,7 @@ class AdversarialPair:
     def _train_step(self, batch_size):
         import tensorflow as tf
 
-        for _ in range(self.d_steps):
+        for _repeat in range(self.d_steps):
             d_loss = self._critic_step(batch_size)
         z = tf.random.normal((batch_size, self.noise_dim))
         with tf.GradientTape() as tape:
@@ -277,7 +278,7 @@ def _train(pair, steps, batch_size, record, progress_label, critic_head_start=0)
     marks = set(record.steps.tolist())
     history = np.zeros((3, steps), np.float32)
     batch = tf.constant(batch_size)
-    for _ in range(critic_head_start):
+    for _repeat in range(critic_head_start):
         pair.critic_step(batch)
     if 0 in marks:
         record(0)
@@ -450,8 +451,8 @@ def plot_generator_losses(minimax_loss, nonsaturating_loss):
         down = per_point(loss, 1 / (1 + np.exp(-(logits - step))))
         return (up - down) / (2 * step)
 
-    curves = {"minimax: log(1 - D(G(z)))": (minimax_loss, "tab:red"),
-              "non-saturating: -log D(G(z))": (nonsaturating_loss, "tab:blue")}
+    curves = {_("minimax: log(1 - D(G(z)))"): (minimax_loss, "tab:red"),
+              _("non-saturating: -log D(G(z))"): (nonsaturating_loss, "tab:blue")}
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for label, (loss, colour) in curves.items():
         left.plot(d, per_point(loss, d), color=colour, label=label)
@@ -462,53 +463,53 @@ def plot_generator_losses(minimax_loss, nonsaturating_loss):
         ax.set_xscale("logit")
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks], fontsize=8)
         ax.minorticks_off()
-        ax.set_xlabel("D(G(z)): the critic's score of a fake")
+        ax.set_xlabel(_("D(G(z)): the critic's score of a fake"))
         ax.legend(loc=place, fontsize=9)
-    left.text(0.012, left.get_ylim()[0] * 0.9 + left.get_ylim()[1] * 0.1, "critic wins", fontsize=9)
-    left.set_ylabel("generator loss (to minimise)")
-    left.set_title("Two losses for the artist")
+    left.text(0.012, left.get_ylim()[0] * 0.9 + left.get_ylim()[1] * 0.1, _("critic wins"), fontsize=9)
+    left.set_ylabel(_("generator loss (to minimise)"))
+    left.set_title(_("Two losses for the artist"))
     right.set_yscale("log")
-    right.set_ylabel("|d loss / d logit|")
-    right.set_title("Gradient reaching G through D's logit")
+    right.set_ylabel(_("|d loss / d logit|"))
+    right.set_title(_("Gradient reaching G through D's logit"))
     fig.tight_layout()
     return fig
 
 
-def plot_optimal_discriminator(x, p_data, p_g, d_star, title="The optimal critic for a fixed artist"):
+def plot_optimal_discriminator(x, p_data, p_g, d_star, title=None):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 3.8))
     ax.fill_between(x, p_data, color="tab:green", alpha=0.3, label="p_data")
     ax.fill_between(x, p_g, color="tab:orange", alpha=0.3, label="p_g")
     ax.set_xlabel("x")
-    ax.set_ylabel("density")
+    ax.set_ylabel(_("density"))
     twin = ax.twinx()
     twin.plot(x, d_star, color="black", lw=2, label="D*(x)")
     twin.axhline(0.5, color="0.5", ls=":", lw=1)
     twin.set_ylim(-0.02, 1.02)
-    twin.set_ylabel("D*(x) = p_data / (p_data + p_g)")
+    twin.set_ylabel(_("D*(x) = p_data / (p_data + p_g)"))
     handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
     ax.legend(handles, [h.get_label() for h in handles], loc="upper left", fontsize=9)
-    ax.set_title(title)
+    ax.set_title(title or _("The optimal critic for a fixed artist"))
     fig.tight_layout()
     return fig
 
 
-def plot_jsd_curve(shifts, jsd, value, title="JSD between p_data and a shifted Gaussian p_g"):
+def plot_jsd_curve(shifts, jsd, value, title=None):
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
     left.plot(shifts, jsd, color="tab:purple")
-    left.axhline(np.log(2), color="0.4", ls="--", lw=1, label="ln 2 (disjoint supports)")
-    left.set_xlabel("mean of p_g")
-    left.set_ylabel("JSD(p_data || p_g) [nats]")
-    left.set_title(title, fontsize=10)
+    left.axhline(np.log(2), color="0.4", ls="--", lw=1, label=_("ln 2 (disjoint supports)"))
+    left.set_xlabel(_("mean of p_g"))
+    left.set_ylabel(_("JSD(p_data || p_g) [nats]"))
+    left.set_title(title or _("JSD between p_data and a shifted Gaussian p_g"), fontsize=10)
     left.legend(fontsize=9)
-    right.plot(shifts, value, color="black", lw=3, alpha=0.4, label="V(D*, G) summed on the grid")
-    right.plot(shifts, -LOG4 + 2 * np.asarray(jsd), color="tab:purple", ls="--", label="-log 4 + 2 JSD")
-    right.set_xlabel("mean of p_g")
-    right.set_ylabel("value of the game")
-    right.set_title("At the optimal critic, V = -log 4 + 2 JSD", fontsize=10)
+    right.plot(shifts, value, color="black", lw=3, alpha=0.4, label=_("V(D*, G) summed on the grid"))
+    right.plot(shifts, -LOG4 + 2 * np.asarray(jsd), color="tab:purple", ls="--", label=_("-log 4 + 2 JSD"))
+    right.set_xlabel(_("mean of p_g"))
+    right.set_ylabel(_("value of the game"))
+    right.set_title(_("At the optimal critic, V = -log 4 + 2 JSD"), fontsize=10)
     right.legend(fontsize=9)
     fig.tight_layout()
     return fig
@@ -516,18 +517,18 @@ def plot_jsd_curve(shifts, jsd, value, title="JSD between p_data and a shifted G
 
 def _draw_game_panel(ax, run: GameRun, index, d_star=None):
     ax.fill_between(run.x, run.p_data, color="tab:green", alpha=0.3, label="p_data")
-    ax.plot(run.x, run.p_g[index], color="tab:orange", lw=1.5, label="p_g (generated)")
+    ax.plot(run.x, run.p_g[index], color="tab:orange", lw=1.5, label=_("p_g (generated)"))
     ax.set_ylim(0, max(1.2 * run.p_data.max(), 1e-3))
     ax.set_xlabel("x")
-    ax.set_ylabel("density")
+    ax.set_ylabel(_("density"))
     twin = ax.twinx()
     twin.plot(run.x, run.d_on_grid[index], color="black", lw=1.8, label="D(x)")
     if d_star is not None:
-        twin.plot(run.x, d_star, color="tab:blue", lw=1, ls="--", label="D*(x) for this p_g")
+        twin.plot(run.x, d_star, color="tab:blue", lw=1, ls="--", label=_("D*(x) for this p_g"))
     twin.axhline(0.5, color="0.6", ls=":", lw=1)
     twin.set_ylim(-0.02, 1.02)
     twin.set_ylabel("D(x)")
-    ax.set_title(f"{run.loss.replace('_', '-')}, step {int(run.steps[index])}", fontsize=10)
+    ax.set_title(_("{loss}, step {step}").format(loss=run.loss.replace("_", "-"), step=int(run.steps[index])), fontsize=10)
     return ax, twin
 
 
@@ -544,7 +545,7 @@ def plot_game_snapshots(run: GameRun, indices=None, optimal=optimal_discriminato
     handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
     fig.legend(handles, [h.get_label() for h in handles], loc="lower center", ncol=4, fontsize=9,
                bbox_to_anchor=(0.5, -0.02))
-    fig.suptitle(f"1-D game with the {run.loss.replace('_', '-')} generator loss")
+    fig.suptitle(_("1-D game with the {loss} generator loss").format(loss=run.loss.replace("_", "-")))
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig
 
@@ -559,17 +560,17 @@ def plot_game_progress(runs, jsd_by_run):
         colour = colours.get(name)
         window = max(1, len(run.d_loss) // 50)
         smooth = np.convolve(run.d_loss, np.ones(window) / window, mode="valid")
-        left.plot(np.arange(len(smooth)) + window, smooth, color=colour, label=f"D loss ({name.replace('_', '-')})")
+        left.plot(np.arange(len(smooth)) + window, smooth, color=colour, label=_("D loss ({loss})").format(loss=name.replace("_", "-")))
         right.plot(run.steps, jsd_by_run[name], "o-", color=colour, label=name.replace("_", "-"))
-    left.axhline(LOG4, color="0.4", ls="--", lw=1, label="log 4 (D can't tell)")
-    left.set_xlabel("training step")
-    left.set_ylabel("critic loss -V(D, G), smoothed")
-    left.set_title("Critic loss")
+    left.axhline(LOG4, color="0.4", ls="--", lw=1, label=_("log 4 (D can't tell)"))
+    left.set_xlabel(_("training step"))
+    left.set_ylabel(_("critic loss -V(D, G), smoothed"))
+    left.set_title(_("Critic loss"))
     left.legend(fontsize=8)
-    right.axhline(np.log(2), color="0.4", ls="--", lw=1, label="ln 2 (disjoint)")
-    right.set_xlabel("training step")
-    right.set_ylabel("JSD(p_data || p_g) [nats]")
-    right.set_title("How far p_g is from p_data")
+    right.axhline(np.log(2), color="0.4", ls="--", lw=1, label=_("ln 2 (disjoint)"))
+    right.set_xlabel(_("training step"))
+    right.set_ylabel(_("JSD(p_data || p_g) [nats]"))
+    right.set_title(_("How far p_g is from p_data"))
     right.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -588,14 +589,14 @@ def plot_ring_runs(runs, real):
             ax.set_xlim(-3, 3)
             ax.set_ylim(-3, 3)
             ax.set_aspect("equal")
-            ax.set_title(f"step {int(step)}: {covered}/8 modes", fontsize=9)
+            ax.set_title(_("step {step}: {covered}/8 modes").format(step=int(step), covered=covered), fontsize=9)
             ax.tick_params(labelsize=7)
         for ax in row[len(run.steps):]:
             ax.axis("off")
         row[0].set_ylabel(f"{run.label}\ny", fontsize=9)
         for ax in row:
             ax.set_xlabel("x", fontsize=8)
-    fig.suptitle("Ring of 8 Gaussians: real points (green), generated points (orange)")
+    fig.suptitle(_("Ring of 8 Gaussians: real points (green), generated points (orange)"))
     fig.tight_layout()
     return fig
 
@@ -608,13 +609,13 @@ def plot_ring_coverage(runs):
         left.plot(run.steps, run.modes_covered, "o-", label=run.label)
         right.plot(run.steps, run.good_share, "o-", label=run.label)
     left.set_ylim(-0.3, 8.3)
-    left.set_xlabel("training step")
-    left.set_ylabel("modes covered (of 8)")
-    left.set_title("Mode coverage")
+    left.set_xlabel(_("training step"))
+    left.set_ylabel(_("modes covered (of 8)"))
+    left.set_title(_("Mode coverage"))
     right.set_ylim(-0.02, 1.02)
-    right.set_xlabel("training step")
-    right.set_ylabel("share within 3 std of a mode")
-    right.set_title("Sample quality")
+    right.set_xlabel(_("training step"))
+    right.set_ylabel(_("share within 3 std of a mode"))
+    right.set_title(_("Sample quality"))
     for ax in (left, right):
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -659,17 +660,18 @@ def game_explorer(runs: dict, optimal=optimal_discriminator):
 
     names = list(runs)
     n_snapshots = len(runs[names[0]].steps)
-    snapshot = widgets.IntSlider(value=0, min=0, max=n_snapshots - 1, step=1, description="snapshot",
+    snapshot = widgets.IntSlider(value=0, min=0, max=n_snapshots - 1, step=1, description=_("snapshot"),
                                  continuous_update=False)
     loss = widgets.ToggleButtons(options=[(name.replace("_", "-"), name) for name in names], value=names[0],
-                                 description="G loss")
+                                 description=_("G loss"))
     step_label = widgets.Label()
     output = widgets.Output()
 
     def update(change=None):
         run = runs[loss.value]
         index = min(snapshot.value, len(run.steps) - 1)
-        step_label.value = f"training step {int(run.steps[index])} of {int(run.steps[-1])}"
+        step_label.value = _("training step {step} of {steps}").format(step=int(run.steps[index]),
+                                                                        steps=int(run.steps[-1]))
         png = figure_png(draw_game_frame(runs, loss.value, index, optimal))
         output.outputs = ()
         output.append_display_data(Image(data=png, format="png"))

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gan_course.i18n import _
+
 CLASSIFIER_VERSION = 1  # bump when the architecture or training recipe changes
 FEATURE_LAYER = "features"
 
@@ -81,7 +83,7 @@ def kernel_inception_distance(feats_a, feats_b, subsets: int = 10, subset_size: 
     m = min(subset_size, len(a), len(b))
     rng = np.random.default_rng(seed)
     values = []
-    for _ in range(subsets):
+    for _repeat in range(subsets):
         x = a[rng.choice(len(a), m, replace=False)]
         y = b[rng.choice(len(b), m, replace=False)]
         k_xx, k_yy, k_xy = _polynomial_kernel(x, x), _polynomial_kernel(y, y), _polynomial_kernel(x, y)
@@ -206,20 +208,21 @@ def load_classifier(dataset: str = "mnist", epochs: int | None = None, train_lim
         model = keras.models.load_model(path)
         info = json.loads(info_path.read_text())
         if not quiet:
-            print(f"Metrics classifier for {dataset} loaded from the cache "
-                  f"(test accuracy {info['test_accuracy']:.2%}{', stand-in data' if train.standin else ''}).")
+            print(_("Metrics classifier for {dataset} loaded from the cache (test accuracy {accuracy:.2%}{standin}).").format(
+                dataset=dataset, accuracy=info["test_accuracy"], standin=_(", stand-in data") if train.standin else ""))
     else:
         test = data.load(dataset, "test", quiet=True)
         if not quiet:
-            print(f"Training the metrics classifier for {dataset} once ({epochs} epoch(s) on "
-                  f"{len(train):,} images{', stand-in data' if train.standin else ''}); it is cached for later labs.")
+            print(_("Training the metrics classifier for {dataset} once ({epochs} epoch(s) on {n:,} images{standin}); "
+                    "it is cached for later labs.").format(dataset=dataset, epochs=epochs, n=len(train),
+                                                           standin=_(", stand-in data") if train.standin else ""))
         keras.utils.set_random_seed(0)
         model = build_classifier(len(train.classes) or 10, train.x.shape[1:])
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
         model.fit(train.x, train.y, batch_size=128, epochs=epochs, verbose=0 if quiet else 2,
                   validation_data=(test.x, test.y))
-        _, accuracy = model.evaluate(test.x, test.y, batch_size=500, verbose=0)
+        accuracy = model.evaluate(test.x, test.y, batch_size=500, verbose=0)[1]
         info = {"dataset": dataset, "standin": train.standin, "epochs": epochs, "train_images": len(train),
                 "test_accuracy": float(accuracy), "version": CLASSIFIER_VERSION}
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -232,7 +235,7 @@ def load_classifier(dataset: str = "mnist", epochs: int | None = None, train_lim
         staged_info.write_text(json.dumps(info, indent=1))
         os.replace(staged_info, info_path)
         if not quiet:
-            print(f"Metrics classifier test accuracy: {accuracy:.2%}")
+            print(_("Metrics classifier test accuracy: {accuracy:.2%}").format(accuracy=accuracy))
     classifier = Classifier(dataset, model, float(info["test_accuracy"]), train.standin, path, train.note)
     _LOADED[key] = classifier
     return classifier
@@ -308,9 +311,9 @@ def evaluate(generator_or_samples, dataset: str = "mnist", n: int | None = None,
     rows.append({"metric": "class histogram", "generated": hist_fake, "real baseline": hist_real,
                  "better": "close to baseline", "samples": n})
     if not quiet:
-        source = " (stand-in data)" if classifier.standin else ""
-        print(f"{n:,} samples against {n:,} {dataset} test images{source}; classifier test accuracy "
-              f"{classifier.test_accuracy:.2%}.")
+        source = _(" (stand-in data)") if classifier.standin else ""
+        print(_("{n:,} samples against {n:,} {dataset} test images{source}; classifier test accuracy {accuracy:.2%}.").format(
+            n=n, dataset=dataset, source=source, accuracy=classifier.test_accuracy))
         print(format_table(rows))
     return rows
 

@@ -1,10 +1,74 @@
-"""Figures shared by the labs: image grids, saved figures."""
+"""Figures shared by the labs: image grids, saved figures, a CJK font for Chinese text."""
 from __future__ import annotations
 
+import glob
+import os
 import textwrap
 from pathlib import Path
 
 import numpy as np
+
+from gan_course.i18n import _
+
+# Fonts that draw Simplified Chinese, best first: Debian's fonts-noto-cjk (the course's
+# image and CI), Adobe's Source Han Sans, WenQuanYi (older Linux), then the fonts Windows
+# and macOS ship.
+CJK_FAMILIES = ("Noto Sans CJK SC", "Source Han Sans SC", "Source Han Sans CN", "Noto Sans SC",
+                "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Microsoft YaHei", "SimHei", "PingFang SC",
+                "Heiti SC", "Hiragino Sans GB", "Arial Unicode MS")
+# Where such fonts are installed; files here that matplotlib's font cache does not know yet
+# (a font installed after the cache was built) are added when needed.
+FONT_FOLDERS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.local/share/fonts", "~/.fonts",
+                "/Library/Fonts", "/System/Library/Fonts", "C:/Windows/Fonts")
+FONT_FILES = ("*CJK*", "*SourceHan*", "wqy*", "msyh*", "simhei*", "PingFang*", "NotoSansSC*")
+INSTALL_CJK = "sudo apt-get install fonts-noto-cjk (Debian/Ubuntu); conda install -c conda-forge font-ttf-noto-cjk"
+
+
+def find_cjk_font() -> str | None:
+    """The family name of an installed font that draws Chinese, or None."""
+    from matplotlib import font_manager
+
+    def known():
+        names = {f.name for f in font_manager.fontManager.ttflist}
+        return next((family for family in CJK_FAMILIES if family in names), None)
+
+    family = known()
+    if family is None:
+        for folder in FONT_FOLDERS:
+            folder = os.path.expanduser(folder)
+            for pattern in FONT_FILES:
+                for path in glob.glob(os.path.join(folder, "**", pattern), recursive=True):
+                    if path.lower().endswith((".ttf", ".otf", ".ttc")):
+                        try:
+                            font_manager.fontManager.addfont(path)
+                        except (OSError, RuntimeError, ValueError):
+                            continue
+        family = known()
+    return family
+
+
+def use_cjk_font() -> str | None:
+    """Let matplotlib draw Chinese: the CJK font right after DejaVu Sans, so
+    Latin letters and math keep their usual look and only what DejaVu lacks falls back to it.
+    Returns the CJK family (None when none is installed: see `gan-course doctor`)."""
+    import matplotlib
+
+    family = find_cjk_font()
+    if family is not None:
+        rest = [f for f in matplotlib.rcParams["font.sans-serif"] if f not in ("DejaVu Sans", family)]
+        matplotlib.rcParams["font.sans-serif"] = ["DejaVu Sans", family, *rest]
+        # Glyph by glyph fallback works along the list of named families (a generic name such
+        # as "sans-serif" stands for its first installed font only).
+        matplotlib.rcParams["font.family"] = ["DejaVu Sans", family, "sans-serif"]
+    return family
+
+
+def cjk_font_report() -> tuple[bool, str, str]:
+    """(found, what was found, how to install one): the line `gan-course doctor` prints."""
+    family = find_cjk_font()
+    if family is not None:
+        return True, _("{family}: figures draw Chinese text").format(family=family), ""
+    return False, _("no CJK font: Chinese titles and labels in figures show as boxes"), INSTALL_CJK
 
 
 def image_grid(images, ncols: int | None = None, value_range=(-1.0, 1.0), pad: int = 1) -> np.ndarray:

@@ -10,6 +10,12 @@ Beside the labs it writes ``expected/NN.npz``: each exercise's outputs on its pu
 test cases (the ones `gc.check` uses in the notebook), computed from the solutions.  A
 student's machine has no solutions/; `gc.check` compares with these instead.  The
 grader's hidden cases are drawn fresh per student and never written anywhere.
+
+The Chinese edition comes from the same source: with a catalogue per lab
+(``i18n/zh/NN_name.po``, see `gan_course.nbtranslate`) release writes ``solutions/zh/`` (the
+solution notebooks translated) and ``labs/zh/`` (their student copies).  The code of every
+cell is the English cell's; only markdown, comments and the strings a student reads differ.
+The Chinese labs use the English labs' ``expected/`` (one folder up).
 """
 from __future__ import annotations
 
@@ -19,12 +25,18 @@ from pathlib import Path
 
 import nbformat
 
+from gan_course.i18n import N_
+
 MARKER = re.compile(r"^#\s*EXERCISE:\s*([A-Za-z_][A-Za-z0-9_]*)\s*$")
 BEGIN = re.compile(r"^(\s*)###\s*BEGIN SOLUTION\s*$")
 END = re.compile(r"^\s*###\s*END SOLUTION\s*$")
 CHECKED_OUTPUT = "# NBVAL_CHECK_OUTPUT"
 KEPT_TAGS = {"raises-exception", "nbval-ignore-output", "nbval-skip"}
-STUB = "{indent}# YOUR CODE HERE: replace the next line with your solution.\n{indent}raise NotImplementedError()"
+STUB_COMMENT = N_("YOUR CODE HERE: replace the next line with your solution.")
+STUB = "{indent}# {comment}\n{indent}raise NotImplementedError()"
+# The editions release writes beside the English notebooks, and where their catalogues are.
+LANGUAGES = ("zh",)
+CATALOGUES = "i18n"
 
 
 class ReleaseError(ValueError):
@@ -38,7 +50,10 @@ def exercise_name(source: str) -> str | None:
     return match.group(1) if match else None
 
 
-def strip_solution(source: str, where: str = "") -> str:
+def strip_solution(source: str, where: str = "", language: str = "en") -> str:
+    from gan_course.i18n import translation
+
+    stub = translation(language).gettext(STUB_COMMENT)
     out, inside, indent = [], False, ""
     for number, line in enumerate(source.split("\n"), 1):
         begin = BEGIN.match(line)
@@ -46,7 +61,7 @@ def strip_solution(source: str, where: str = "") -> str:
             if inside:
                 raise ReleaseError(f"{where}: line {number}: BEGIN SOLUTION inside another solution block")
             inside, indent = True, begin.group(1)
-            out.append(STUB.format(indent=indent))
+            out.append(STUB.format(indent=indent, comment=stub))
         elif END.match(line):
             if not inside:
                 raise ReleaseError(f"{where}: line {number}: END SOLUTION without BEGIN SOLUTION")
@@ -62,20 +77,22 @@ def release_notebook(nb) -> nbformat.NotebookNode:
     """A student copy of one solution notebook."""
     new = nbformat.v4.new_notebook()
     meta = nb.metadata
+    course = {key: meta["gan_course"][key] for key in ("lab", "language") if key in meta.get("gan_course", {})}
     new.metadata = nbformat.from_dict(
         {
             "kernelspec": meta.get("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"}),
             "language_info": {"name": meta.get("language_info", {}).get("name", "python")},
-            **({"gan_course": {"lab": meta["gan_course"]["lab"]}} if "gan_course" in meta else {}),
+            **({"gan_course": course} if course else {}),
         }
     )
+    language = course.get("language", "en")
     for index, cell in enumerate(nb.cells):
         tags = list(cell.get("metadata", {}).get("tags", []))
         if "solution" in tags:
             continue
         kept = {"tags": [t for t in tags if t in KEPT_TAGS]} if any(t in KEPT_TAGS for t in tags) else {}
         if cell.cell_type == "code":
-            source = strip_solution(cell.source, where=f"cell {index}")
+            source = strip_solution(cell.source, where=f"cell {index}", language=language)
             new_cell = nbformat.v4.new_code_cell(source, metadata=kept)
             name = exercise_name(cell.source)
             if name:
@@ -194,9 +211,59 @@ def release_expected(solutions: Path, labs: Path, check: bool = False) -> list[s
     return problems
 
 
-def release(solutions: Path, labs: Path, check: bool = False) -> list[str]:
-    """Write labs/ from solutions/ or, with check=True, only list what differs."""
+def _write_or_compare(target: Path, text: str, check: bool, what: str) -> list[str]:
+    current = target.read_text(encoding="utf-8") if target.exists() else None
+    if current == text:
+        return []
+    if check:
+        return [f"{target}: {'missing' if current is None else what}"]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".ipynb.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(target)
+    return []
+
+
+def release_editions(solutions: Path, labs: Path, catalogues: Path, check: bool = False,
+                     update_catalogues: bool = False, languages=LANGUAGES) -> list[str]:
+    """Write (or compare) solutions/<lang>/ and labs/<lang>/ from solutions/ and the catalogues, and
+    list every missing, stale or fuzzy translation.  A lab without a catalogue gets no edition."""
+    from gan_course import nbtranslate
+
+    problems = []
+    sources = sorted(Path(solutions).glob("[0-9][0-9]_*.ipynb"))
+    for lang in languages:
+        written = set()
+        for src in sources:
+            nb = nbformat.read(src, as_version=4)
+            po_path = nbtranslate.catalogue_path(catalogues, lang, src)
+            if update_catalogues and not check:
+                nbtranslate.update_catalogue(nb, src, po_path, lang)
+            problems += nbtranslate.check_catalogue(nb, src, po_path)
+            if not po_path.exists():
+                continue
+            translated = nbtranslate.translate_notebook(nb, nbtranslate.read_catalogue(po_path), lang)
+            try:
+                student = render(release_notebook(translated))
+            except ReleaseError as err:
+                raise ReleaseError(f"{po_path}: {err}") from None
+            written.add(src.name)
+            problems += _write_or_compare(Path(solutions) / lang / src.name, render(translated), check,
+                                          f"differs from {src} translated with {po_path}")
+            problems += _write_or_compare(Path(labs) / lang / src.name, student, check,
+                                          f"differs from {src} translated with {po_path}")
+        for folder in (Path(solutions) / lang, Path(labs) / lang):
+            for extra in sorted(folder.glob("[0-9][0-9]_*.ipynb")):
+                if extra.name not in written:
+                    problems.append(f"{extra}: has no solution notebook with a {lang} catalogue")
+    return problems
+
+
+def release(solutions: Path, labs: Path, check: bool = False, catalogues: Path | None = None,
+            update_catalogues: bool = False, languages=LANGUAGES) -> list[str]:
+    """Write labs/ from solutions/ (and the translated editions) or, with check=True, only list what differs."""
     solutions, labs = Path(solutions), Path(labs)
+    catalogues = Path(catalogues) if catalogues is not None else solutions.parent / CATALOGUES
     sources = sorted(solutions.glob("[0-9][0-9]_*.ipynb"))
     if not sources:
         raise ReleaseError(f"no solution notebooks (NN_*.ipynb) in {solutions}")
@@ -223,4 +290,7 @@ def release(solutions: Path, labs: Path, check: bool = False) -> list[str]:
     for extra in sorted(labs.glob("[0-9][0-9]_*.ipynb")):
         if extra.name not in expected:
             problems.append(f"{extra}: has no solution notebook")
-    return problems + release_expected(solutions, labs, check)
+    problems += release_expected(solutions, labs, check)
+    if languages and (catalogues.is_dir() or update_catalogues):
+        problems += release_editions(solutions, labs, catalogues, check, update_catalogues, languages)
+    return problems

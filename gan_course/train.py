@@ -52,6 +52,7 @@ import numpy as np
 import tensorflow as tf
 
 from gan_course import losses as gan_losses
+from gan_course.i18n import N_, _
 
 METRICS = ("d_loss", "g_loss", "D(x)", "D(G(z))")
 # TensorBoard names may not contain parentheses.
@@ -435,7 +436,8 @@ class Trainer:
                 frame.unlink()  # drawn by a run whose later steps were lost
         self._saved_step = self._hooked_step = step
         if not self.quiet:
-            print(f"Resumed from {Path(path).name}: step {step}, {len(self.history)} steps of history.")
+            print(_("Resumed from {name}: step {step}, {n} steps of history.").format(
+                name=Path(path).name, step=step, n=len(self.history)))
         return step
 
     def restore_best(self) -> dict | None:
@@ -542,14 +544,14 @@ class Trainer:
         self._hooked_step = start
         if start >= steps:
             if not self.quiet:
-                print(f"Already trained for {start} steps (asked for {steps}); nothing to do.")
+                print(_("Already trained for {start} steps (asked for {steps}); nothing to do.").format(start=start, steps=steps))
             return self.history
         if not any(self.samples_dir.glob("step_*.png")):
             self.sample_grid()  # the untrained generator: the first frame of the GIF
         # The images' spec: the first of (images, labels) pairs.
         batch_size = tf.nest.flatten(data.element_spec)[0].shape[0]
         self.interrupted = False
-        self._bar = tqdm(total=steps, initial=start, desc="training", unit="step", disable=not self.progress)
+        self._bar = tqdm(total=steps, initial=start, desc=_("training"), unit=_("step"), disable=not self.progress)
         began = time.perf_counter()
         self._first_step = None
         try:
@@ -569,9 +571,11 @@ class Trainer:
             self.images_per_second = (self.step - first) * int(batch_size) / (ended - at)
         self._finish()
         if not self.quiet:
-            rate = f", {self.images_per_second:.0f} images/s" if self.images_per_second else ""
-            print(f"{'Stopped' if self.interrupted else 'Trained'} at step {self.step} "
-                  f"({done} steps in {seconds:.0f} s{rate}). Checkpoint and history are in {self.directory}.")
+            rate = _(", {rate:.0f} images/s").format(rate=self.images_per_second) if self.images_per_second else ""
+            message = (N_("Stopped at step {step} ({done} steps in {seconds:.0f} s{rate}). Checkpoint and history are in {folder}.")
+                       if self.interrupted else
+                       N_("Trained at step {step} ({done} steps in {seconds:.0f} s{rate}). Checkpoint and history are in {folder}."))
+            print(_(message).format(step=self.step, done=done, seconds=seconds, rate=rate, folder=self.directory))
         return self.history
 
     def _finish(self) -> None:
@@ -657,7 +661,7 @@ class ConditionalGAN(GAN):
     def train_step(self, data):
         real_images, real_labels = data[0], tf.cast(data[1], tf.int32)
         batch_size = tf.shape(real_images)[0]
-        for _ in range(self.d_steps):  # each D step on its own batch of fakes
+        for _repeat in range(self.d_steps):  # each D step on its own batch of fakes
             d_loss, real_logits = self._discriminator_step(real_images, real_labels)
 
         z, labels = self.sample_latent(batch_size), self.sample_labels(batch_size)

@@ -14,6 +14,8 @@ import traceback
 
 import numpy as np
 
+from gan_course.i18n import _
+
 
 # ----------------------------------------------------------------------------- paths
 def lerp(z_start, z_end, steps: int) -> np.ndarray:
@@ -155,8 +157,8 @@ class LatentExplorer(_Explorer):
         ]
         for slider in self.sliders:
             slider.observe(self.on_slider, names="value")
-        self.redraw_button = w.Button(description="New sample", icon="refresh",
-                                      tooltip="draw a new z; the sliders move to its values")
+        self.redraw_button = w.Button(description=_("New sample"), icon="refresh",
+                                      tooltip=_("draw a new z; the sliders move to its values"))
         self.redraw_button.on_click(self.on_redraw)
         self.widget = w.HBox([w.VBox(self.sliders + [self.redraw_button]), w.VBox([self.image, self.output])])
         self._safe(self.render)
@@ -202,9 +204,9 @@ class InterpolationExplorer(_Explorer):
         super().__init__(generator, latent_dim, value_range, zoom, seed)
         self.make_input = make_input or (lambda z: z)
         self.endpoints = self.rng.standard_normal((2, self.latent_dim)).astype(np.float32)
-        self.method = w.ToggleButtons(options=list(PATHS), value=method, description="path")
-        self.steps = w.IntSlider(value=steps, min=2, max=max_steps, description="steps", continuous_update=False)
-        self.redraw_button = w.Button(description="New endpoints", icon="refresh")
+        self.method = w.ToggleButtons(options=list(PATHS), value=method, description=_("path"))
+        self.steps = w.IntSlider(value=steps, min=2, max=max_steps, description=_("steps"), continuous_update=False)
+        self.redraw_button = w.Button(description=_("New endpoints"), icon="refresh")
         self.method.observe(self.on_change, names="value")
         self.steps.observe(self.on_change, names="value")
         self.redraw_button.on_click(self.on_redraw)
@@ -251,10 +253,10 @@ class TruncationExplorer(_Explorer):
         if not 0 < low <= threshold <= high:
             raise ValueError(f"threshold {threshold} must lie in the slider's range [{low}, {high}], with {low} > 0")
         self.seed = seed
-        self.threshold = w.FloatSlider(value=threshold, min=low, max=high, step=step, description="truncation",
+        self.threshold = w.FloatSlider(value=threshold, min=low, max=high, step=step, description=_("truncation"),
                                        continuous_update=False, readout_format=".2f")
-        self.label = w.Dropdown(options=[(f"{i}: {name}", i) for i, name in names.items()], description="class")
-        self.redraw_button = w.Button(description="New samples", icon="refresh")
+        self.label = w.Dropdown(options=[(f"{i}: {name}", i) for i, name in names.items()], description=_("class"))
+        self.redraw_button = w.Button(description=_("New samples"), icon="refresh")
         self.threshold.observe(self.on_change, names="value")
         self.label.observe(self.on_change, names="value")
         self.redraw_button.on_click(self.on_redraw)
@@ -297,12 +299,12 @@ class CodeExplorer(_Explorer):
         if len(names) != num_classes:
             raise ValueError(f"class_names has {len(names)} names for {num_classes} classes")
         self.picker = w.ToggleButtons(options=[(name, i) for i, name in enumerate(names)], value=0,
-                                      description="class", style={"button_width": "36px"})
+                                      description=_("class"), style={"button_width": "36px"})
         self.sliders = [w.FloatSlider(value=0.0, min=-limit, max=limit, step=0.05, description=name,
                                       continuous_update=False, readout_format=".2f") for name in code_names]
         self.noise = self.rng.standard_normal((self.samples, self.latent_dim)).astype(np.float32)
-        self.redraw_button = w.Button(description="New noise", icon="refresh",
-                                      tooltip="draw new noise vectors; class and codes stay")
+        self.redraw_button = w.Button(description=_("New noise"), icon="refresh",
+                                      tooltip=_("draw new noise vectors; class and codes stay"))
         self.picker.observe(self.on_change, names="value")
         for slider in self.sliders:
             slider.observe(self.on_change, names="value")

@@ -3,9 +3,10 @@
 For each lab in `BROWSER_LABS` (lab numbers; `GAN_COURSE_BROWSER_LABS=01,03` overrides)
 the test starts JupyterLab on a loopback port with a random token, opens the lab in
 headless Chromium through Playwright, runs every cell from the Run menu, waits for the
-kernel to go idle, and checks that no cell shows a traceback, that the ipywidgets
-sliders render, and that moving a slider changes a figure.  Screenshots go to
-outputs/browser/<lab>/.
+kernel to go idle, and checks that no cell shows a traceback, that no figure warns of a
+glyph missing from its font (Chinese text drawn as boxes), that the ipywidgets sliders
+render, and that moving a slider changes a figure.  A lab of the Chinese edition is named
+by its folder: ``zh/01``.  Screenshots go to outputs/browser/<lab>/.
 
 The server serves a copy of labs/ (`GAN_COURSE_BROWSER_LABS_DIR` picks another folder),
 so nothing JupyterLab saves can touch the working tree.  The browser is the system's
@@ -30,7 +31,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LABS_DIR = Path(os.environ.get("GAN_COURSE_BROWSER_LABS_DIR", ROOT / "labs"))
-BROWSER_LABS = os.environ.get("GAN_COURSE_BROWSER_LABS", "01,02").split(",")
+BROWSER_LABS = os.environ.get("GAN_COURSE_BROWSER_LABS", "01,02,zh/01").split(",")
 SCREENSHOTS = ROOT / "outputs" / "browser"
 CHROMIUM = os.environ.get("GAN_COURSE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -64,6 +65,9 @@ TRACEBACKS = """() => Array.from(document.querySelectorAll(
   .map(e => e.textContent)
   .filter(t => t.includes('Traceback (most recent call last)') || /^-{20,}\\s*\\n?\\s*\\w+(Error|Exception)/.test(t))
   .map(t => t.slice(0, 1500))"""
+# matplotlib's warning when a font lacks a character (the figure shows a box instead).
+MISSING_GLYPHS = """() => Array.from(document.querySelectorAll('.jp-Notebook .jp-OutputArea-output'))
+  .map(e => e.textContent).filter(t => /Glyph \\d+ .* missing from font/.test(t)).map(t => t.slice(0, 300))"""
 # What the figures and text outputs look like now, the sliders themselves (whose readout
 # moves with them) left out.
 OUTPUT_FINGERPRINT = """() => Array.from(document.querySelectorAll('.jp-Notebook .jp-Cell-outputArea')).map(area => {
@@ -181,7 +185,7 @@ def open_notebook(browser, server: LabServer, name: str):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(60_000)
     # A workspace of its own: JupyterLab would otherwise reopen the notebooks of earlier tests.
-    page.goto(server.url(f"lab/workspaces/{Path(name).stem}/tree/{name}"))
+    page.goto(server.url(f"lab/workspaces/{Path(name).stem}-{len(Path(name).parts)}/tree/{name}"))
     page.wait_for_selector(".jp-Notebook .jp-Cell")
     # Wait for the kernel (idle twice in a row, no dialog open), accepting its choice if asked.
     deadline, settled = time.monotonic() + 120, 0
@@ -252,16 +256,17 @@ def move_a_slider(page, shots: Path) -> int:
 
 
 def lab_file(lab: str) -> str:
+    """The notebook's path under the labs folder: `01` -> 01_*.ipynb, `zh/01` -> zh/01_*.ipynb."""
     found = sorted(LABS_DIR.glob(f"{lab}_*.ipynb"))
     if not found:
         pytest.skip(f"lab {lab} is not in {LABS_DIR} yet")
-    return found[0].name
+    return found[0].relative_to(LABS_DIR).as_posix()
 
 
 @pytest.mark.parametrize("lab", BROWSER_LABS)
 def test_lab_runs_in_the_browser_and_its_sliders_answer(lab, lab_server, browser):
     name = lab_file(lab)
-    shots = SCREENSHOTS / Path(name).stem
+    shots = SCREENSHOTS / name.replace("/", "_").removesuffix(".ipynb")
     shutil.rmtree(shots, ignore_errors=True)
     shots.mkdir(parents=True)
     page = open_notebook(browser, lab_server, name)
@@ -272,6 +277,8 @@ def test_lab_runs_in_the_browser_and_its_sliders_answer(lab, lab_server, browser
 
         tracebacks = page.evaluate(TRACEBACKS)
         assert not tracebacks, f"{name} shows {len(tracebacks)} error(s); the first:\n{tracebacks[0]}"
+        boxes = page.evaluate(MISSING_GLYPHS)
+        assert not boxes, f"{name} draws characters its font lacks (boxes); the first warning:\n{boxes[0]}"
         unrun = [n for n, p in enumerate(prompts) if not p.strip("[]: ").isdigit()]
         assert not unrun, f"Run All stopped before code cells {unrun} of {name}"
         assert page.locator(".jp-Notebook").get_by_text("Error displaying widget").count() == 0

@@ -59,6 +59,21 @@ def cmd_download(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_export(args) -> int:
+    from gan_course import data, folders
+
+    if args.name not in data.ARRAY_READERS:
+        print(f"gan-course export: cannot export {args.name!r}; choose one of {', '.join(data.ARRAY_READERS)}",
+              file=sys.stderr)
+        return 2
+    try:
+        folders.export_dataset(args.name, args.folder, split=args.split, per_class=args.per_class)
+    except (data.DataUnavailable, folders.FolderError) as err:
+        print(f"gan-course export: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_doctor(args) -> int:
     from gan_course import doctor
 
@@ -79,6 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("download", help="fetch datasets into the cache (GAN_COURSE_DATA)")
     p.add_argument("names", nargs="*", metavar="NAME", help="datasets to fetch (default: all)")
     p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("export", help="write a dataset as PNG files, one folder per class (for lab 07)")
+    p.add_argument("name", metavar="NAME", help="dataset to export (fashion_mnist, mnist)")
+    p.add_argument("folder", metavar="FOLDER", help="new folder to write the images into")
+    p.add_argument("--split", choices=("train", "test"), default="train", help="which split (default: train)")
+    p.add_argument("--per-class", type=int, default=None, metavar="N",
+                   help="at most N images of each class, chosen at random (default: all)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("doctor", help="check this machine for the labs and say how to fix what is missing")
     p.set_defaults(func=cmd_doctor)

@@ -105,9 +105,9 @@ SIZES: dict[str, tuple] = {
     "folder_holdout": (0.25, 0.2, 0.1),  # share held out for the metrics classifier and the baseline
     "folder_latent_dim": (16, 64, 128),
     "folder_batch": (16, 64, 64),
-    "folder_steps": (4, 700, 10000),
-    "folder_sample_every": (2, 100, 500),
-    "folder_eval_every": (2, 350, 1000),
+    "folder_steps": (4, 600, 10000),
+    "folder_sample_every": (4, 100, 500),
+    "folder_eval_every": (4, 300, 1000),
     "folder_eval_samples": (40, 500, 2000),
     "folder_samples": (40, 1000, 5000),  # samples per model in the comparison (class-balanced)
     "folder_compile_train_step": (False, True, True),

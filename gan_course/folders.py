@@ -338,7 +338,8 @@ def export_dataset(name: str, folder, split: str = "train", per_class: int | Non
     staging = folder.with_name(f".{folder.name}.{os.getpid()}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     width = max(1, len(str(len(class_names) - 1)))
-    subfolders = [f"{c:0{width}d}-{n.replace('/', '_').replace(' ', '_')}" for c, n in enumerate(class_names)]
+    subfolders = [f"{c:0{width}d}" + ("" if n == str(c) else "-" + n.replace("/", "_").replace(" ", "_"))
+                  for c, n in enumerate(class_names)]
     try:
         for sub in subfolders:
             (staging / sub).mkdir(parents=True)

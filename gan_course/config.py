@@ -102,7 +102,7 @@ SIZES: dict[str, tuple] = {
     "folder_default_per_class": (16, 1000, None),  # the default folder: Fashion-MNIST as PNG files, per class
     "folder_image_size": (32, 32, 64),
     "folder_limit": (None, 10000, None),  # images read from a chosen folder (class-balanced)
-    "folder_holdout": (0.25, 0.2, 0.1),  # share held out for the metrics classifier and the baseline
+    "folder_holdout": (0.2, 0.2, 0.2),  # share held out for the metrics classifier and the baseline
     "folder_latent_dim": (16, 64, 128),
     "folder_batch": (16, 64, 64),
     "folder_steps": (4, 600, 10000),

@@ -36,12 +36,16 @@ MIN_IMAGES = 1000  # below this a GAN mostly memorises: warn
 EXPORT_MARKER = ".gan_course_export.json"
 # Public image folders a student can download (name, size, URL, how it unpacks).
 PUBLIC_FOLDERS = (
-    ("Stanford Cars (16,185 car photos, 196 classes by make/model/year; the Kaggle copy of about 1.9 GB "
-     "unpacks into one folder per class)", "https://www.kaggle.com/datasets/jessicali9530/stanford-cars-dataset"),
-    ("FGVC-Aircraft (10,000 aircraft photos, 100 variants; 2.6 GB tar.gz, images in one folder: "
-     "train unlabelled, or sort by the family lists)", "https://www.robots.ox.ac.uk/~vgg/data/fgvc-aircraft/"),
-    ("Imagenette (a 10-class subset of ImageNet, 160-px version 94 MB tgz; train/ holds one folder "
-     "per class)", "https://github.com/fastai/imagenette"),
+    ("Imagenette: ten easy ImageNet classes (tench, springer spaniel, cassette player, chain saw, church, "
+     "French horn, garbage truck, gas pump, golf ball, parachute), 13,394 photos; imagenette2-160.tgz, about "
+     "94 MB. Give imagenette2-160/train/: one folder per class (named by WordNet id)",
+     "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz"),
+    ("Stanford Cars: 16,185 photos of 196 car models, about 1.8 GB. The photos unpack without class folders "
+     "(the classes are in a .mat file): give the cars_train/ folder and the lab trains unlabelled",
+     "https://www.kaggle.com/datasets/jessicali9530/stanford-cars-dataset"),
+    ("FGVC-Aircraft: 10,000 aircraft photos, fgvc-aircraft-2013b.tar.gz, about 2.75 GB. Give data/images/ "
+     "(no class folders: unlabelled; each photo carries a 20-pixel copyright strip at the bottom)",
+     "https://www.robots.ox.ac.uk/~vgg/data/fgvc-aircraft/"),
 )
 
 

@@ -118,6 +118,7 @@ SIZES: dict[str, tuple] = {
     "folder_biggan_ch": (8, 16, 32),
     "folder_biggan_embed_dim": (8, 32, 64),
     "folder_classifier_epochs": (1, 4, 10),
+    "folder_classifier_min_steps": (30, 300, 600),  # updates of batch 128 at least, however small the folder
     "folder_inception_download": (False, True, True),
 }
 

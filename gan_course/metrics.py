@@ -351,8 +351,8 @@ def train_folder_classifier(train, held_out, directory, epochs: int | None = Non
         raise ValueError("a metrics classifier needs labelled images of at least 2 classes; "
                          "use seeded_features() for an unlabelled folder")
     p = profile()
-    epochs = p.metrics_classifier_epochs if epochs is None else epochs
-    epochs = max(epochs, -(-p.metrics_classifier_min_steps * 128 // len(train)))
+    epochs = p.folder_classifier_epochs if epochs is None else epochs
+    epochs = max(epochs, -(-p.folder_classifier_min_steps * 128 // len(train)))
     digest = hashlib.sha1(np.ascontiguousarray(train.x).tobytes() + np.asarray(train.y).tobytes()).hexdigest()[:12]
     path = Path(directory) / f"classifier-{digest}-e{epochs}-v{CLASSIFIER_VERSION}.keras"
     info_path = path.with_suffix(".json")

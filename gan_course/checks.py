@@ -58,6 +58,7 @@ LAB_MODULES = {
     "04": "gan_course.faces",
     "05": "gan_course.infogan",
     "06": "gan_course.biggan",
+    "07": "gan_course.own_images",
 }
 
 REGISTRY: dict[str, "Exercise"] = {}

@@ -100,6 +100,21 @@ def cmd_mirror(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from gan_course import data, folders
+
+    if args.name not in data.ARRAY_READERS:
+        print(f"gan-course export: cannot export {args.name!r}; choose one of {', '.join(data.ARRAY_READERS)}",
+              file=sys.stderr)
+        return 2
+    try:
+        folders.export_dataset(args.name, args.folder, split=args.split, per_class=args.per_class)
+    except (data.DataUnavailable, folders.FolderError) as err:
+        print(f"gan-course export: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_doctor(args) -> int:
     from gan_course import doctor
 
@@ -128,6 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", metavar="DIR", help=_("the folder to fill: DIR/<dataset>/<file>"))
     p.add_argument("--port", type=int, default=8000, help=_("port shown in the instructions (default: 8000)"))
     p.set_defaults(func=cmd_mirror)
+
+    p = sub.add_parser("export", help=_("write a dataset as PNG files, one folder per class (for lab 07)"))
+    p.add_argument("name", metavar="NAME", help=_("dataset to export (fashion_mnist, mnist)"))
+    p.add_argument("folder", metavar="FOLDER", help=_("new folder to write the images into"))
+    p.add_argument("--split", choices=("train", "test"), default="train", help=_("which split (default: train)"))
+    p.add_argument("--per-class", type=int, default=None, metavar="N",
+                   help=_("at most N images of each class, chosen at random (default: all)"))
+    p.set_defaults(func=cmd_export)
+
 
     p = sub.add_parser("doctor", help=_("check this machine for the labs and say how to fix what is missing"))
     p.set_defaults(func=cmd_doctor)

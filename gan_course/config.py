@@ -100,6 +100,28 @@ SIZES: dict[str, tuple] = {
     "hub_download": (False, True, True),
     "hub_images": (2, 4, 6),
     "hub_interp_steps": (3, 6, 8),
+    # lab 07: DCGAN and BigGAN on a folder of your own (keys start with folder_)
+    "folder_default_per_class": (16, 1000, None),  # the default folder: Fashion-MNIST as PNG files, per class
+    "folder_image_size": (32, 32, 64),
+    "folder_limit": (None, 10000, None),  # images read from a chosen folder (class-balanced)
+    "folder_holdout": (0.2, 0.2, 0.2),  # share held out for the metrics classifier and the baseline
+    "folder_latent_dim": (16, 64, 128),
+    "folder_batch": (16, 64, 64),
+    "folder_steps": (4, 600, 10000),
+    "folder_sample_every": (4, 100, 500),
+    "folder_eval_every": (4, 300, 1000),
+    "folder_eval_samples": (40, 500, 2000),
+    "folder_samples": (40, 1000, 5000),  # samples per model in the comparison (class-balanced)
+    "folder_compile_train_step": (False, True, True),
+    # The faces lab's four layers at 32x32 (projection to 4x4, two up-convolutions, the output layer);
+    # the paper's 64x64 LSUN widths on a GPU.
+    "folder_dcgan_g_filters": ((16, 8, 8), (128, 64, 32), (1024, 512, 256, 128)),
+    "folder_dcgan_d_filters": ((8, 16, 16), (32, 64, 128), (128, 256, 512, 1024)),
+    "folder_biggan_ch": (8, 16, 32),
+    "folder_biggan_embed_dim": (8, 32, 64),
+    "folder_classifier_epochs": (1, 4, 10),
+    "folder_classifier_min_steps": (30, 300, 600),  # updates of batch 128 at least, however small the folder
+    "folder_inception_download": (False, True, True),
 }
 
 # Stand-ins (clearly labelled real data that install offline) may replace the lab's

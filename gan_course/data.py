@@ -978,3 +978,6 @@ def load(name: str, split: str = "train", value_range=(-1.0, 1.0), limit: int | 
     title = f"{ds.title} [{split}]" + (" (stand-in)" if standin else "")
     return ImageData(name, title, x, y, tuple(value_range), standin, note, CLASS_NAMES.get(name, []),
                      source if standin else "real")
+
+
+from gan_course.folders import load_folder  # noqa: E402,F401  (lab 07: images from a folder of your own)

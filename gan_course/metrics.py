@@ -412,3 +412,155 @@ def conditional_scores(images, labels, classifier, reference: dict) -> dict:
     features, probs = classifier.features(images)
     scores = conditional_scores_of(features, probs, labels, reference["features"])
     return {**scores, **{f"{key}_real": value for key, value in reference["real"].items() if key != "samples"}}
+
+# ----------------------------------------------------------------------------- any folder (lab 07)
+def train_folder_classifier(train, held_out, directory, epochs: int | None = None, quiet: bool = False,
+                            retrain: bool = False) -> Classifier:
+    """The course's metrics classifier trained on a folder's labelled images (as for MNIST).
+
+    `train` / `held_out`: `ImageData` with labels (see `folders.split_holdout`); the test
+    accuracy is measured on `held_out`.  Cached in `directory` under a fingerprint of the
+    training images, so a rerun loads it and another folder trains its own.
+    """
+    import hashlib
+
+    import keras
+
+    from gan_course.config import profile
+
+    if train.y is None or len(train.classes) < 2:
+        raise ValueError("a metrics classifier needs labelled images of at least 2 classes; "
+                         "use seeded_features() for an unlabelled folder")
+    p = profile()
+    epochs = p.folder_classifier_epochs if epochs is None else epochs
+    epochs = max(epochs, -(-p.folder_classifier_min_steps * 128 // len(train)))
+    digest = hashlib.sha1(np.ascontiguousarray(train.x).tobytes() + np.asarray(train.y).tobytes()).hexdigest()[:12]
+    path = Path(directory) / f"classifier-{digest}-e{epochs}-v{CLASSIFIER_VERSION}.keras"
+    info_path = path.with_suffix(".json")
+    name = train.name
+    if path.is_file() and info_path.is_file() and not retrain:
+        model = keras.models.load_model(path)
+        info = json.loads(info_path.read_text())
+        if not quiet:
+            print(f"Metrics classifier for {name} loaded from {path.parent} "
+                  f"(held-out accuracy {info['test_accuracy']:.2%}).")
+    else:
+        if not quiet:
+            print(f"Training the metrics classifier on {len(train):,} images of {name} ({len(train.classes)} "
+                  f"classes, {epochs} epoch(s)); tested on {len(held_out):,} held-out images.")
+        keras.utils.set_random_seed(0)
+        model = build_classifier(len(train.classes), train.x.shape[1:])
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        model.fit(train.x, train.y, batch_size=128, epochs=epochs, verbose=0 if quiet else 2,
+                  validation_data=(held_out.x, held_out.y))
+        _, accuracy = model.evaluate(held_out.x, held_out.y, batch_size=500, verbose=0)
+        info = {"dataset": name, "classes": list(train.classes), "epochs": epochs, "train_images": len(train),
+                "test_accuracy": float(accuracy), "version": CLASSIFIER_VERSION}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staged = path.with_name(f".{path.stem}.{os.getpid()}.keras")
+        model.save(staged)
+        os.replace(staged, path)
+        info_path.write_text(json.dumps(info, indent=1))
+        if not quiet:
+            print(f"Metrics classifier held-out accuracy: {accuracy:.2%}")
+    classifier = Classifier(name, model, float(info["test_accuracy"]), False, path)
+    classifier.label = f"features of the course's classifier trained on {name}"
+    return classifier
+
+
+class SeededFeatures:
+    """Features of a fixed, seeded, untrained convolutional network: a weaker proxy for
+    folders without classes.
+
+    Random convolutional features still separate textures, colours and shapes, so the
+    Fréchet distance on them falls as samples get closer to the real images, but they know
+    nothing about what matters in a picture: compare numbers from the same seed and image
+    size only.  `features(images)` -> (features, None): no class probabilities.
+    """
+
+    def __init__(self, image_shape, seed: int = 0, width: int = 64):
+        import keras
+        from keras import layers
+
+        self.seed, self.image_shape = seed, tuple(image_shape)
+        init = lambda i: keras.initializers.HeNormal(seed=seed * 100 + i)  # noqa: E731
+        image = keras.Input(shape=self.image_shape)
+        x = image
+        pooled = []
+        for i, filters in enumerate((width // 2, width, 2 * width)):
+            x = layers.Conv2D(filters, 3, padding="same", activation="relu", kernel_initializer=init(i))(x)
+            x = layers.AveragePooling2D(2)(x) if x.shape[1] >= 4 else x
+            pooled.append(layers.GlobalAveragePooling2D()(x))
+        self.model = keras.Model(image, layers.Concatenate()(pooled), name=f"seeded_features_{seed}")
+        self.label = (f"features of a fixed random network (seed {seed}): a WEAKER PROXY, not a trained "
+                      f"classifier's")
+        self.test_accuracy = None
+
+    def features(self, images, batch_size: int = 500):
+        images = np.asarray(images, np.float32)
+        feats = [np.asarray(self.model(images[i:i + batch_size], training=False))
+                 for i in range(0, len(images), batch_size)]
+        return np.concatenate(feats), None
+
+
+INCEPTION_WEIGHTS = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+INCEPTION_URL = "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/" + INCEPTION_WEIGHTS
+
+
+def _keras_weights_path(name: str) -> Path:
+    return Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser() / "models" / name
+
+
+def _reachable(url: str, timeout: float = 3.0) -> bool:
+    import socket
+    from urllib.parse import urlparse
+
+    try:
+        with socket.create_connection((urlparse(url).hostname, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class InceptionFeatures:
+    """The standard FID features: InceptionV3's 2048-d pool layer (ImageNet weights,
+    `keras.applications`), images resized to 299x299.  `features(images)` -> (features, None)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.label = "Inception-v3 pool features (ImageNet weights): the standard FID/KID features"
+        self.test_accuracy = None
+
+    def features(self, images, batch_size: int = 50):
+        import tensorflow as tf
+
+        images = np.asarray(images, np.float32)
+        feats = []
+        for i in range(0, len(images), batch_size):
+            batch = tf.image.resize(images[i:i + batch_size], (299, 299), method="bilinear")
+            if batch.shape[-1] == 1:
+                batch = tf.image.grayscale_to_rgb(batch)
+            feats.append(np.asarray(self.model(batch, training=False)))  # inputs in [-1, 1], as Inception's
+        return np.concatenate(feats), None
+
+
+def inception_features(download: bool = False) -> tuple[InceptionFeatures | None, str]:
+    """(InceptionFeatures, note) when ImageNet weights are cached (or downloadable and `download`),
+    else (None, why not and where to put the file)."""
+    path = _keras_weights_path(INCEPTION_WEIGHTS)
+    if not path.is_file():
+        if not download:
+            return None, (f"Inception features not used: its ImageNet weights are not cached at {path} "
+                          f"(download {INCEPTION_URL} there to add them).")
+        if not _reachable(INCEPTION_URL):
+            return None, (f"Inception features not used: its ImageNet weights are not cached at {path} and "
+                          f"{INCEPTION_URL} cannot be reached from here.")
+    import keras
+
+    try:
+        model = keras.applications.InceptionV3(include_top=False, weights="imagenet", pooling="avg",
+                                               input_shape=(299, 299, 3))
+    except Exception as err:  # a failed or cut-off download
+        return None, f"Inception features not used: loading its weights failed ({type(err).__name__}: {err})."
+    return InceptionFeatures(model), f"Inception features used (weights in {path})."

@@ -173,6 +173,68 @@ def build_conditional_dcgan(preset: str = "mnist", latent_dim: int = 100, num_cl
             build_conditional_discriminator(num_classes, **config))
 
 
+# ----------------------------------------------------------------------------- any size, any channels
+def sized_dcgan_config(image_size: int, channels: int = 3, g_filters=(256, 128, 64), d_filters=(64, 128, 256)) -> dict:
+    """A DCGAN architecture for square images of `image_size` (32, 64, ...) with `channels`.
+
+    G: z projected to a (image_size / 2**len(g_filters))-sided map of g_filters[0] channels,
+    one stride-2 transposed convolution per later entry, and a stride-2 transposed
+    convolution to the image (the paper's layout).  Three entries at 32x32 give the faces
+    lab's four layers (projection, two up-convolutions, the output layer) from a 4x4 map;
+    four at 64x64 (1024, 512, 256, 128) are the paper's LSUN network (`PRESETS["paper64"]`).
+    D: one stride-2 convolution per entry of `d_filters`, then one logit.
+    """
+    first_map_size(image_size, len(g_filters))  # raises with the reason if the sizes do not fit
+    return dict(image_shape=(image_size, image_size, channels), g_filters=tuple(g_filters), output_stride=2,
+                d_filters=tuple(d_filters))
+
+
+def build_sized_dcgan(image_size: int, channels: int = 3, latent_dim: int = 100, g_filters=(256, 128, 64),
+                      d_filters=(64, 128, 256), num_classes: int = 0,
+                      generator=None) -> tuple[keras.Model, keras.Model]:
+    """(generator, discriminator) for `image_size` x `image_size` x `channels` images.
+
+    `num_classes` 0: the unconditional DCGAN, G(z) and D(image).  `num_classes` >= 1: lab 06's
+    conditional DCGAN, G([z, label]) and D([image, label]), the class as a one-hot vector
+    appended to z and as extra input channels of D.  With 1 class the label is a constant:
+    the model is unconditional but trains through the same conditional code as the others.
+    `generator`: a function (latent_dim, image_size, channels, filters) -> generator model
+    (lab 07's `colour_generator` exercise) used instead of `build_generator`; its weights
+    are reset to the paper's initialisation.
+    """
+    config = sized_dcgan_config(image_size, channels, g_filters, d_filters)
+    extra = max(0, int(num_classes))
+    if generator is None:
+        body = build_generator(latent_dim + extra, **config, name="dcgan_generator" if extra else "generator")
+    else:
+        body = paper_initialise(generator(latent_dim + extra, image_size, channels, tuple(g_filters)))
+    if not extra:
+        return body, build_discriminator(**config)
+    z = keras.Input(shape=(latent_dim,), name="z")
+    label = keras.Input(shape=(), dtype="int32", name="label")
+    one_hot = layers.Lambda(lambda y: ops.one_hot(ops.cast(y, "int32"), extra), name="one_hot")(label)
+    image = body(layers.Concatenate(name="z_and_class")([z, one_hot]))
+    return (keras.Model([z, label], image, name="conditional_generator"),
+            build_conditional_discriminator(extra, **config))
+
+
+def paper_initialise(model: keras.Model, seed: int = 0) -> keras.Model:
+    """Set a model's kernels to N(0, 0.02), batch-norm gains to N(1, 0.02), biases and shifts to 0
+    (the DCGAN paper's initialisation), whatever initialisers it was built with; returns it."""
+    rng = np.random.default_rng(seed)
+    for layer in _chain(model):
+        if isinstance(layer, layers.BatchNormalization):
+            if layer.gamma is not None:
+                layer.gamma.assign(rng.normal(1.0, 0.02, layer.gamma.shape).astype(np.float32))
+            if layer.beta is not None:
+                layer.beta.assign(np.zeros(layer.beta.shape, np.float32))
+        elif isinstance(layer, (layers.Dense, layers.Conv2D, layers.Conv2DTranspose)):
+            layer.kernel.assign(rng.normal(0.0, 0.02, layer.kernel.shape).astype(np.float32))
+            if getattr(layer, "bias", None) is not None:
+                layer.bias.assign(np.zeros(layer.bias.shape, np.float32))
+    return model
+
+
 # ----------------------------------------------------------------------------- baseline
 def build_tutorial_generator(latent_dim: int = 100) -> keras.Model:
     """The TensorFlow DCGAN tutorial's generator (tensorflow.org/tutorials/generative/dcgan)."""

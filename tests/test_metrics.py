@@ -161,3 +161,53 @@ def test_evaluate_samples_a_keras_generator_and_rejects_wrong_shapes(small_class
     assert all(r["samples"] == 64 for r in rows)
     with pytest.raises(ValueError, match="expects"):
         metrics.evaluate(np.zeros((64, 32, 32, 1)), "mnist", n=64, classifier=small_classifier, quiet=True)
+
+
+# ----------------------------------------------------------------------------- any folder (lab 07)
+def test_seeded_features_are_fixed_by_the_seed():
+    images = np.random.default_rng(0).uniform(-1, 1, (6, 32, 32, 3)).astype(np.float32)
+    a, probs = metrics.SeededFeatures((32, 32, 3), seed=0).features(images)
+    b, _ = metrics.SeededFeatures((32, 32, 3), seed=0).features(images)
+    c, _ = metrics.SeededFeatures((32, 32, 3), seed=1).features(images)
+    assert probs is None and a.shape == (6, 224)
+    assert np.allclose(a, b) and not np.allclose(a, c)
+    assert "WEAKER PROXY" in metrics.SeededFeatures((32, 32, 3)).label
+
+
+def test_seeded_features_tell_noise_from_structure():
+    rng = np.random.default_rng(1)
+    smooth = np.repeat(np.repeat(rng.uniform(-1, 1, (200, 4, 4, 3)), 8, axis=1), 8, axis=2).astype(np.float32)
+    smooth2 = np.repeat(np.repeat(rng.uniform(-1, 1, (200, 4, 4, 3)), 8, axis=1), 8, axis=2).astype(np.float32)
+    noise = rng.uniform(-1, 1, (200, 32, 32, 3)).astype(np.float32)
+    net = metrics.SeededFeatures((32, 32, 3))
+    f_smooth, f_smooth2, f_noise = (net.features(x)[0] for x in (smooth, smooth2, noise))
+    assert metrics.frechet_distance(f_smooth, f_noise) > 5 * metrics.frechet_distance(f_smooth, f_smooth2)
+
+
+def test_inception_features_say_why_they_are_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    features, note = metrics.inception_features(download=False)
+    assert features is None and "not cached" in note and str(tmp_path) in note
+    monkeypatch.setattr(metrics, "_reachable", lambda url, timeout=3.0: False)
+    features, note = metrics.inception_features(download=True)
+    assert features is None and "cannot be reached" in note
+
+
+def test_folder_classifier_trains_once_and_is_cached(tmp_path):
+    from gan_course import data, folders
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([np.full((40, 8, 8, 3), -0.8), np.full((40, 8, 8, 3), 0.8)]).astype(np.float32)
+    x += rng.normal(0, 0.1, x.shape).astype(np.float32)
+    y = np.repeat([0, 1], 40)
+    images = data.ImageData("folder:two", "two", x, y, (-1.0, 1.0), classes=["dark", "light"], source="folder")
+    train, held = folders.split_holdout(images, 0.25)
+    classifier = metrics.train_folder_classifier(train, held, tmp_path, epochs=1, quiet=True)
+    assert classifier.test_accuracy == 1.0 and "classifier trained on folder:two" in classifier.label
+    feats, probs = classifier.features(held.x)
+    assert feats.shape == (len(held), 128) and probs.shape == (len(held), 2)
+    again = metrics.train_folder_classifier(train, held, tmp_path, epochs=1, quiet=True)
+    assert again.path == classifier.path and len(list(tmp_path.glob("*.keras"))) == 1
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        unlabelled = data.ImageData("u", "u", x, None, (-1.0, 1.0))
+        metrics.train_folder_classifier(unlabelled, unlabelled, tmp_path, quiet=True)

@@ -139,3 +139,52 @@ def test_conditional_dcgan_rejects_bad_settings():
         models.build_conditional_dcgan("cifar")
     with pytest.raises(ValueError, match="at least 2 classes"):
         models.build_conditional_dcgan("mnist", num_classes=1)
+
+
+# ----------------------------------------------------------------------------- any size (lab 07)
+@pytest.mark.parametrize("size, g_filters, d_filters", [(32, (16, 8, 8), (8, 16, 16)),
+                                                        (64, (16, 8, 8, 4), (4, 8, 8, 16))])
+def test_sized_dcgan_in_colour_follows_the_guidelines(size, g_filters, d_filters):
+    generator, discriminator = models.build_sized_dcgan(size, 3, 10, g_filters, d_filters)
+    assert generator.output_shape == (None, size, size, 3)
+    assert discriminator.output_shape == (None, 1)
+    assert generator.get_layer("reshape").output.shape[1] == 4  # the paper's 4x4 first map
+    assert all(holds for _, holds, _ in models.guideline_checks(generator, discriminator))
+
+
+def test_sized_dcgan_conditional_and_one_class():
+    for classes in (1, 10):
+        generator, discriminator = models.build_sized_dcgan(32, 3, 6, (8, 8, 4), (4, 8, 8), num_classes=classes)
+        z, labels = np.zeros((2, 6), np.float32), np.zeros(2, np.int32)
+        assert generator([z, labels]).shape == (2, 32, 32, 3)
+        assert discriminator([np.zeros((2, 32, 32, 3), np.float32), labels]).shape == (2, 1)
+
+
+def test_sized_dcgan_rejects_sizes_that_do_not_halve():
+    with pytest.raises(ValueError, match="cannot be reached"):
+        models.build_sized_dcgan(36, 3, 8, (8, 8, 8, 8), (8, 8))
+
+
+def test_sized_dcgan_takes_a_student_generator_and_gives_it_the_paper_init():
+    from gan_course.own_images import colour_generator
+
+    generator, _ = models.build_sized_dcgan(32, 3, 8, (16, 8, 4), (4, 8, 8), generator=colour_generator)
+    kernels = [l.kernel.numpy() for l in generator.layers if isinstance(l, (layers.Dense, layers.Conv2DTranspose))]
+    assert all(abs(k.std() - 0.02) < 0.005 for k in kernels)
+    gammas = np.concatenate([l.gamma.numpy() for l in generator.layers if isinstance(l, layers.BatchNormalization)])
+    assert abs(gammas.mean() - 1.0) < 0.01 and gammas.std() < 0.05
+    assert generator.output_shape == (None, 32, 32, 3)
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_biggan_builders_at_32_and_64_in_colour(size):
+    from gan_course import biggan
+
+    generator = biggan.build_biggan_generator(8, 3, (size, size, 3), ch=8, embed_dim=4)
+    discriminator = biggan.build_biggan_discriminator(3, (size, size, 3), ch=8)
+    images = np.asarray(generator([np.zeros((2, 8), np.float32), np.array([0, 2], np.int32)]))
+    assert images.shape == (2, size, size, 3)
+    assert discriminator([images, np.array([0, 2], np.int32)]).shape == (2, 1)
+    # one up-block per doubling from 4x4, self-attention at half the image side
+    assert sum(isinstance(l, biggan.GeneratorBlock) for l in generator.layers) == int(np.log2(size // 4))
+    assert generator.get_layer(f"attention{size // 2}") is not None

@@ -104,23 +104,20 @@ def _reason(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[:60]}"
 
 
-def central_square(image: np.ndarray) -> np.ndarray:
-    """The central square of an (H, W, C) image, side min(H, W); an odd margin leaves the extra
-    row (column) at the bottom (right)."""
-    height, width = image.shape[:2]
-    side = min(height, width)
-    top, left = (height - side) // 2, (width - side) // 2
-    return image[top:top + side, left:left + side]
+def fit_square(image: np.ndarray, image_size: int) -> np.ndarray:
+    """An (H, W, C) uint8 image as float32 (image_size, image_size, C) in [-1, 1]: the central
+    square (side min(H, W)), then PIL's antialiased bilinear resize.
 
+    PIL does both steps: `ImageOps.fit` to the square's own side only crops (no resampling),
+    and resizing the crop alone keeps pixels outside it from bleeding in at the edges."""
+    from PIL import Image, ImageOps
 
-def resize_and_scale(squares: np.ndarray, image_size: int) -> np.ndarray:
-    """uint8 squares (N, s, s, C) -> float32 (N, image_size, image_size, C) in [-1, 1]
-    (bilinear, antialiased when shrinking)."""
-    import tensorflow as tf
-
-    resized = tf.image.resize(tf.cast(squares, tf.float32), (image_size, image_size), method="bilinear",
-                              antialias=True)
-    return np.clip(resized.numpy() / 127.5 - 1.0, -1.0, 1.0).astype(np.float32)
+    channels = image.shape[-1]
+    picture = Image.fromarray(image[..., 0] if channels == 1 else image)
+    side = min(picture.size)
+    square = ImageOps.fit(picture, (side, side), method=Image.Resampling.NEAREST, centering=(0.5, 0.5))
+    fitted = np.asarray(square.resize((image_size, image_size), Image.Resampling.BILINEAR), np.float32)
+    return (fitted.reshape(image_size, image_size, channels) / 127.5 - 1.0).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- layout
@@ -202,7 +199,7 @@ def load_folder(path, image_size: int, channels: int = 3, labels="inferred", lim
     classes, items, ignored = _layout(path, labels)
     order = _balanced_order(items, limit, seed)
 
-    squares, kept, skipped = [], [], []
+    x, kept, skipped = [], [], []
     for file, label in tqdm(order, desc=f"reading {path.name}", unit="image", disable=quiet or len(order) < 2000,
                             leave=False):
         try:
@@ -210,25 +207,14 @@ def load_folder(path, image_size: int, channels: int = 3, labels="inferred", lim
         except Exception as err:  # any decoder failure: the file is skipped and named
             skipped.append((str(file.relative_to(path)), _reason(err)))
             continue
-        squares.append(image if prepare is not None else central_square(image))
+        x.append(np.asarray(prepare(image, image_size), np.float32) if prepare is not None
+                 else fit_square(image, image_size))
         kept.append((file, label))
     if not kept:
         named = "; ".join(f"{f} ({why})" for f, why in skipped[:5])
         raise FolderError(f"None of the {len(order)} image file(s) in {path} could be read: {named}"
                           f"{' ...' if len(skipped) > 5 else ''}.")
-
-    x = np.empty((len(kept), image_size, image_size, channels), np.float32)
-    if prepare is not None:
-        for i, image in enumerate(squares):
-            x[i] = np.asarray(prepare(image, image_size), np.float32)
-    else:
-        by_side: dict[tuple, list[int]] = {}
-        for i, square in enumerate(squares):
-            by_side.setdefault(square.shape, []).append(i)
-        for indices in by_side.values():  # equal sizes resize together, 1,000 at a time
-            for start in range(0, len(indices), 1000):
-                part = indices[start:start + 1000]
-                x[part] = resize_and_scale(np.stack([squares[i] for i in part]), image_size)
+    x = np.stack(x)
 
     y = np.array([label for _, label in kept], np.int64) if classes else None
     if classes:

@@ -140,14 +140,14 @@ def labels_of(images) -> np.ndarray:
 
 
 def _scores(features, probs, labels, reference_features, kid_subsets, kid_subset_size) -> dict:
-    from gan_course import biggan, metrics
+    from gan_course import metrics
 
     kid, _ = metrics.kernel_inception_distance(features, reference_features, subsets=kid_subsets,
                                                subset_size=kid_subset_size)
     out = {"frechet": metrics.frechet_distance(features, reference_features), "kid": 1000 * kid,
-           "diversity": biggan.mean_pairwise_distance(features, labels), "samples": len(features)}
+           "diversity": metrics.mean_pairwise_distance(features, labels), "samples": len(features)}
     if probs is not None and probs.shape[1] >= 2:
-        out["class_accuracy"], out["confidence"] = biggan.class_agreement(probs, labels)
+        out["class_accuracy"], out["confidence"] = metrics.class_agreement(probs, labels)
     return out
 
 

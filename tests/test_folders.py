@@ -130,6 +130,12 @@ def test_central_crop_then_resize_matches_the_exercise(tmp_path):
     assert np.allclose(images.x[0], np.asarray(crop_and_scale(wide, 5)), atol=1e-5)
     same = load_folder(tmp_path, 5, quiet=True, prepare=crop_and_scale)
     assert np.allclose(same.x, images.x, atol=1e-5)
+    # On a photograph the loader's resampler (PIL) and the exercise's (TensorFlow) agree closely.
+    photo = _picture(48, 64)
+    _save(tmp_path / "wide.png", photo)
+    mine = load_folder(tmp_path, 20, quiet=True).x[0]
+    theirs = np.asarray(crop_and_scale(photo, 20))
+    assert np.abs(mine - theirs).mean() < 0.02 and np.abs(mine - theirs).max() < 0.25
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -16,10 +16,7 @@ train BigGAN on the same images and compare the two.  The pieces:
 """
 from __future__ import annotations
 
-import keras
 import numpy as np
-import tensorflow as tf
-from keras import layers
 
 from gan_course.checks import exercise
 from gan_course.models import describe_model

@@ -170,7 +170,9 @@ class Contract:
             bound = inspect.signature(self).bind(*args, **kwargs)
             bound.apply_defaults()
             # A validator may also return arguments in their normal form ("SAME" -> "same").
-            bound.arguments.update(self._validate(**bound.arguments) or {})
+            normal = self._validate(**bound.arguments)
+            if isinstance(normal, dict):
+                bound.arguments.update(normal)
             args, kwargs = bound.args, bound.kwargs
         return implementation(self.__name__)(*args, **kwargs)
 

@@ -7,7 +7,9 @@ labs' solutions and untouched student copies when they exist.
 """
 import csv
 import json
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import nbformat
 import numpy as np
 import pytest
 
+from gan_course.grader import run as runner
 from gan_course.grader import wire
 from gan_course.grader.report import escape_markdown
 from gan_course import checks, grade
@@ -143,19 +146,56 @@ def results_of(out) -> dict:
 
 
 # ----------------------------------------------------------------------------- the fixtures batch
+def sandbox_usable(course) -> bool:
+    return runner.sandbox_status([str(course / "lib")], [str(course / "solutions")], dict(os.environ))[0]
+
+
+HOSTILE = sorted(p.stem for p in FIXTURES.glob("hostile_*.ipynb"))
+
+
+def add_odd_entries(submissions: Path) -> None:
+    """Entries that cannot be committed, or that would trip git: made here, at run time."""
+    good = (FIXTURES / "good.ipynb").read_bytes()
+    os.mkfifo(submissions / "fifo.ipynb")  # opening it for reading would wait forever
+    os.symlink("/dev/zero", submissions / "zero.ipynb")
+    (submissions / os.fsdecode(b"caf\xe9.ipynb")).write_bytes(good)  # not UTF-8
+    (submissions / "=1+2.ipynb").write_bytes(good)
+    (submissions / ".hidden.ipynb").write_bytes(good)
+    (submissions / ".ipynb_checkpoints").mkdir()
+    (submissions / "notes.txt").write_text("not a notebook")
+    (submissions / "empty_folder").mkdir()
+    (submissions / "deep_json.ipynb").write_text("[" * 100_000 + "]" * 100_000)
+    two = submissions / "two_notebooks"
+    two.mkdir()
+    (two / "99_tiny.ipynb").write_bytes(good)
+    other = json.loads(good)
+    other["metadata"]["gan_course"]["lab"] = "98"
+    (two / "98_other.ipynb").write_text(json.dumps(other))
+
+
 @pytest.fixture(scope="module")
 def fixture_batch(course, tmp_path_factory):
     """Every fixture graded in one batch: the batch must survive all of them together."""
     base = tmp_path_factory.mktemp("batch")
     submissions, out = base / "submissions", base / "out"
     submissions.mkdir()
+    sandboxed = sandbox_usable(course)
     for path in FIXTURES.glob("*.ipynb"):
+        if path.stem in HOSTILE and not sandboxed:
+            continue  # these attack the machine itself: graded only inside the sandbox
         text = path.read_text(encoding="utf-8", errors="replace")
         # Some attacks need a real path: the grade folder and the solutions, as a student who knows them.
-        text = text.replace("@OUT@", str(out)).replace("@SOLUTIONS@", str(course / "solutions"))
+        text = (text.replace("@OUT@", str(out)).replace("@SOLUTIONS@", str(course / "solutions"))
+                .replace("@SUBMISSIONS@", str(submissions)))
         (submissions / path.name).write_text(text, encoding="utf-8")
+    add_odd_entries(submissions)
     report = run_grade(course, submissions, out)
     return report, results_of(out), out
+
+
+def sandboxed_only(batch):
+    if not batch[0].sandbox:
+        pytest.skip(f"no sandbox here ({batch[0].sandbox_note}): the hostile fixtures were not graded")
 
 
 def outcome(batch, student, name):
@@ -292,17 +332,131 @@ def test_tampering_changes_no_other_grade(fixture_batch):
 
 def test_outputs_cover_every_student(fixture_batch):
     report, results, out = fixture_batch
-    students = sorted(p.stem for p in FIXTURES.glob("*.ipynb"))
-    assert sorted(results) == students
-    rows = list(csv.DictReader(open(out / "grades.csv")))
-    assert [r["student"] for r in rows] == sorted(students, key=str.lower)
+    students = sorted(p.stem for p in FIXTURES.glob("*.ipynb") if report.sandbox or p.stem not in HOSTILE)
+    students += ["fifo", "zero", "caf\ufffd", "=1+2", ".hidden", "empty_folder", "deep_json", "two_notebooks"]
+    assert sorted(results) == sorted(students)
+    rows = list(csv.DictReader(open(out / "grades.csv", encoding="utf-8")))
+    assert len(rows) == len(students)
     assert set(rows[0]) == {"student", *NAMES, "total", "max"}
     for student in students:
-        text = (out / "feedback" / f"{student}.md").read_text()
+        text = (out / results[student]["feedback"]).read_text()
         assert text.startswith(f"# Lab {LAB} feedback for {escape_markdown(student)}")
         assert str(results[student]["exercises"]["add_arrays"]["seed"]) not in text  # seeds stay hidden
     summary = grade.summary(report, report.submissions)
     assert f"Graded {len(students)} submission(s) of lab {LAB}" in summary
+
+
+# ----------------------------------------------------------------------------- hostile and odd submissions
+ATTACKED = {"hostile_pidfd_kill": ["add_arrays"], "hostile_forged_fd": ["count_positive"],
+            "hostile_rlimit": ["standardize_rows"], "hostile_disk": ["count_positive"]}
+
+
+@pytest.mark.parametrize("student", HOSTILE)
+def test_a_submission_with_no_code_scores_zero_whatever_it_does(fixture_batch, student):
+    sandboxed_only(fixture_batch)
+    for name in ATTACKED.get(student, NAMES):
+        assert outcome(fixture_batch, student, name)["points"] == 0, (name, outcome(fixture_batch, student, name))
+
+
+def test_the_sandbox_shows_no_solutions_output_or_submissions(fixture_batch):
+    sandboxed_only(fixture_batch)
+    got = assert_outcome(fixture_batch, "hostile_look_around", "count_positive", "fail", "type", "returned None")
+    assert "visible: [False, False, False, False, False]" in got["output"]
+    got = assert_outcome(fixture_batch, "hostile_clear_hooks", "add_arrays", "fail", "type", "returned None")
+    assert "No such file or directory" in got["output"] and "99_tiny" not in got["output"]
+
+
+def test_patching_the_worker_forges_nothing(fixture_batch):
+    sandboxed_only(fixture_batch)
+    for name in NAMES:
+        assert_outcome(fixture_batch, "hostile_patch_worker", name, "error", "result", "not a result")
+
+
+def test_a_forged_result_on_an_inherited_descriptor_is_that_students_error(fixture_batch):
+    sandboxed_only(fixture_batch)
+    assert_outcome(fixture_batch, "hostile_forged_fd", "count_positive", "error", "result", "not a result")
+    assert_outcome(fixture_batch, "hostile_forged_fd", "add_arrays", "pass")
+
+
+def test_killing_with_pidfd_reaches_only_itself(fixture_batch):
+    sandboxed_only(fixture_batch)
+    assert_outcome(fixture_batch, "hostile_pidfd_kill", "add_arrays", "error", "runs", "SIGKILL")
+    assert fixture_batch[1]["good"]["total"] == 3
+
+
+def test_forked_processes_die_with_the_exercise(fixture_batch):
+    sandboxed_only(fixture_batch)
+    assert_outcome(fixture_batch, "hostile_fork_survivor", "add_arrays", "fail", "tampering", "starting another process")
+    left = subprocess.run(["pgrep", "-f", "sleep 1234.5"], capture_output=True, text=True).stdout.split()
+    assert left == [], left
+
+
+def test_limits_are_hard(fixture_batch):
+    sandboxed_only(fixture_batch)
+    assert_outcome(fixture_batch, "hostile_rlimit", "standardize_rows", "error", "runs", "ValueError", "not allowed to raise")
+    assert_outcome(fixture_batch, "hostile_disk", "count_positive", "error", "runs", "File too large")
+
+
+@pytest.mark.parametrize(
+    "student, words",
+    [
+        ("fifo", ["a named pipe"]),
+        ("zero", ["symbolic link"]),
+        ("deep_json", ["nested more than 64 levels"]),
+        ("empty_folder", ["has no notebook"]),
+    ],
+)
+def test_files_that_are_not_notebooks_are_reported(fixture_batch, student, words):
+    for name in NAMES:
+        assert_outcome(fixture_batch, student, name, "error", "notebook", *words)
+
+
+def test_odd_names_and_encodings_still_grade(fixture_batch):
+    results = fixture_batch[1]
+    for student in ("caf\ufffd", "=1+2", ".hidden", "lone_surrogate"):
+        assert results[student]["total"] == 3, (student, results[student])
+    rows = {row["student"]: row for row in csv.DictReader(open(fixture_batch[2] / "grades.csv", encoding="utf-8"))}
+    assert rows["'=1+2"]["total"] == "3"  # a spreadsheet reads it as text, not a formula
+    assert "=1+2" not in rows
+    skipped = json.loads((fixture_batch[2] / "results.json").read_text())["skipped"]
+    assert any(".ipynb_checkpoints" in s for s in skipped) and any("notes.txt" in s for s in skipped)
+
+
+def test_a_scratch_copy_never_shadows_the_marked_cell(fixture_batch):
+    assert_outcome(fixture_batch, "scratch_copy", "add_arrays", "pass", None, "in its metadata but not the line")
+
+
+def test_two_notebooks_in_a_folder_grade_the_batchs_lab(fixture_batch):
+    got = fixture_batch[1]["two_notebooks"]
+    assert got["total"] == 3 and got["notebook"].endswith("99_tiny.ipynb")
+    assert any("graded `99_tiny.ipynb` (lab 99), not `98_other.ipynb`" in n for n in got["notes"])
+
+
+def rendered_outside_code(markdown: str) -> str:
+    """The Markdown a reader sees as formatted text: fenced blocks and code spans removed."""
+    import re
+
+    kept, fence = [], None
+    for line in markdown.split("\n"):
+        mark = re.match(r"^(`{3,})", line)
+        if fence is None and mark:
+            fence = mark.group(1)
+        elif fence is not None and line.strip() == fence:
+            fence = None
+        elif fence is None:
+            kept.append(re.sub(r"`[^`]+`", "", line.replace("\\`", "")))
+    return "\n".join(kept)
+
+
+def test_feedback_escapes_student_text(fixture_batch):
+    assert_outcome(fixture_batch, "markdown_injection", "count_positive", "error", "runs", "ValueError")
+    text = (fixture_batch[2] / "feedback" / "markdown_injection.md").read_text()
+    assert text.split("\n")[2] == "**Score: 2 / 3** (67%)"
+    shown = rendered_outside_code(text)
+    assert shown.count("**Score:") == 1
+    assert "<img" not in shown.replace("\\<", "") and "](javascript" not in shown.replace("\\]", "")
+    assert "\n# All" not in shown
+    assert "````text" in text  # the printed ``` cannot close the block that shows it
 
 
 # ----------------------------------------------------------------------------- whole-lab runs
@@ -374,6 +528,48 @@ def test_cli_grades_and_prints_a_summary(course, tmp_path, capsys, monkeypatch):
     assert code == 0
     assert "zoe" in printed and "3/3" in printed and "wrote grades.csv" in printed
     assert (tmp_path / "out" / "feedback" / "zoe.md").exists()
+
+
+# ----------------------------------------------------------------------------- with and without the sandbox
+def test_without_a_sandbox_grading_falls_back_and_says_so(course, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(runner.ENV_SANDBOX, "off")
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name in ("good", "killed", "infinite_loop", "tamper_write_grades"):
+        shutil.copy(FIXTURES / f"{name}.ipynb", subs / f"{name}.ipynb")
+    report = run_grade(course, subs, tmp_path / "out")
+    assert "no sandbox" in capsys.readouterr().err
+    data = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert data["sandbox"] is False and report.sandbox is False
+    results = data["students"]
+    assert results["good"]["total"] == 3
+    assert results["killed"]["exercises"]["count_positive"]["status"] == "error"
+    assert results["infinite_loop"]["exercises"]["add_arrays"]["status"] == "timeout"
+    assert results["tamper_write_grades"]["exercises"]["add_arrays"]["check"] == "tampering"
+    with pytest.raises(grade.GradeError, match="--require-sandbox"):
+        run_grade(course, subs, tmp_path / "out2", require_sandbox=True)
+
+
+def test_the_sandbox_is_used_where_it_can_run(course, tmp_path):
+    if not sandbox_usable(course):
+        pytest.skip("bubblewrap cannot run here: the fallback is tested above")
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    shutil.copy(FIXTURES / "good.ipynb", subs / "good.ipynb")
+    report = run_grade(course, subs, tmp_path / "out", require_sandbox=True)
+    assert report.sandbox is True
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["sandbox"] is True
+
+
+def test_bwrap_binds_no_solutions(tmp_path):
+    course = tmp_path / "course"
+    (course / "solutions").mkdir(parents=True)
+    (course / "lib").mkdir()
+    args = runner.bwrap_command([str(course), str(course / "lib")], [str(course / "solutions")])
+    sources = [args[i + 1] for i, a in enumerate(args) if a in ("--ro-bind", "--bind", "--ro-bind-try")]
+    assert str(course / "lib") in sources
+    assert not any(str(course) == src or src.startswith(str(course / "solutions")) for src in sources)
+    assert "--unshare-all" in args and "--die-with-parent" in args and "--cap-drop" in args
 
 
 # ----------------------------------------------------------------------------- pieces

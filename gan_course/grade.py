@@ -194,21 +194,13 @@ def grade(
                     who, job, limit = queue.get_nowait()
                 except Empty:
                     return
-                isolate = sandboxed and who != "_reference"
-                job = dict(job, isolate=isolate)
-                if who == "_reference" and sandboxed:
-                    # The reference is trusted code: a worker of its own, outside the sandbox.
-                    own = runner.WorkerSlot(warm, private / "reference.log", env, False, python_path, forbidden, -1)
-                    try:
-                        received[who] = own.run(job, limit)
-                    finally:
-                        own.close()
-                else:
-                    try:
-                        received[who] = slot.run(job, limit)
-                    except Exception:  # noqa: BLE001 - one submission never stops the batch
-                        slot.close(kill=True)
-                        received[who] = {}
+                # The reference too runs sandboxed (trusted code, but nothing is lost), as the
+                # first job of a fresh worker: no student's code has run in that slot yet.
+                try:
+                    received[who] = slot.run(dict(job, isolate=sandboxed), limit)
+                except Exception:  # noqa: BLE001 - one submission never stops the batch
+                    slot.close(kill=True)
+                    received[who] = {}
                 bar.update(1)
         finally:
             slot.close()

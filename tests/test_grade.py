@@ -535,8 +535,9 @@ def test_without_a_sandbox_grading_falls_back_and_says_so(course, tmp_path, monk
     monkeypatch.setenv(runner.ENV_SANDBOX, "off")
     subs = tmp_path / "subs"
     subs.mkdir()
-    for name in ("good", "killed", "infinite_loop", "tamper_write_grades"):
-        shutil.copy(FIXTURES / f"{name}.ipynb", subs / f"{name}.ipynb")
+    for name in ("good", "killed", "infinite_loop", "tamper_write_grades", "hostile_disk"):
+        text = (FIXTURES / f"{name}.ipynb").read_text().replace("@OUT@", str(tmp_path / "out"))
+        (subs / f"{name}.ipynb").write_text(text)
     report = run_grade(course, subs, tmp_path / "out")
     assert "no sandbox" in capsys.readouterr().err
     data = json.loads((tmp_path / "out" / "results.json").read_text())
@@ -546,6 +547,8 @@ def test_without_a_sandbox_grading_falls_back_and_says_so(course, tmp_path, monk
     assert results["killed"]["exercises"]["count_positive"]["status"] == "error"
     assert results["infinite_loop"]["exercises"]["add_arrays"]["status"] == "timeout"
     assert results["tamper_write_grades"]["exercises"]["add_arrays"]["check"] == "tampering"
+    disk = results["hostile_disk"]["exercises"]["count_positive"]  # its own folder, under the hard file-size limit
+    assert (disk["status"], disk["check"]) == ("error", "runs") and "File too large" in disk["message"]
     with pytest.raises(grade.GradeError, match="--require-sandbox"):
         run_grade(course, subs, tmp_path / "out2", require_sandbox=True)
 

@@ -349,6 +349,8 @@ def make_audit_hook(workdir: str, protected: tuple, refusals: list, own_pid: int
             writing = (isinstance(flags, int) and flags & WRITE_FLAGS) or (
                 isinstance(mode, str) and any(c in mode for c in "wax+")
             )
+            if _inside(where, _workdir):
+                return
             parts = where.split(os.sep)
             if len(parts) > 2 and parts[1] == "proc" and parts[2].isdigit() and int(parts[2]) != own_pid:
                 refuse(f"opening {where} (another process's files, in a folder the grader protects)")

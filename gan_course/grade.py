@@ -66,7 +66,7 @@ from gan_course.grader.read import (  # noqa: F401
     solution_notebook,
 )
 from gan_course.grader.report import GradeReport, feedback_markdown, summary, write_outputs  # noqa: F401
-from gan_course.grader.worker import OUTPUT_CAP
+from gan_course.grader.exercise import OUTPUT_CAP
 from gan_course.release import exercise_name  # noqa: F401
 
 DEFAULT_TIMEOUT = 60.0

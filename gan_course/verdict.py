@@ -34,8 +34,8 @@ class CheckResult:
         return f"✗ {self.name} [{self.layer}]: {self.message}"
 
 
-def passed_message(cases: int) -> str:
-    return f"all {cases} test cases match the reference."
+def passed_message(cases: int, hidden: bool = False) -> str:
+    return f"all {cases} {'hidden ' if hidden else ''}test cases match the reference."
 
 
 # ----------------------------------------------------------------------------- values

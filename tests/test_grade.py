@@ -624,6 +624,28 @@ def test_values_cross_as_arrays_never_as_pickles():
     assert isinstance(got["obj"], wire.Opaque) and "objects" in repr(got["obj"])
 
 
+def test_notebook_check_and_grader_share_one_verdict():
+    from gan_course import verdict
+
+    def cases(rng):
+        return [{"x": rng.normal(size=n).astype(np.float32)} for n in (1, 3, 4, 7, 9)]
+
+    ex = checks.Exercise("double_it", "99", reference=lambda x: 2 * x, cases=cases, hint="multiply by 2")
+    case = cases(np.random.default_rng(0))[0]
+    wrong = lambda x: 3 * x  # noqa: E731
+    in_notebook = checks.run_checks(ex, wrong, [case])
+    in_grader = verdict.case_problem(2 * case["x"], wrong(**case), case, ex)
+    assert (in_notebook.layer, in_notebook.message) == in_grader
+    assert in_grader[1].endswith("Hint: multiply by 2")
+
+    def not_done(x):
+        raise NotImplementedError()
+
+    assert checks.run_checks(ex, not_done, [case]).message == verdict.NOT_DONE
+    assert verdict.explain_error({"type": "NotImplementedError", "message": ""}, "double_it") == ("fail", "runs", verdict.NOT_DONE)
+    assert checks.compare is verdict.compare and checks.CheckResult is verdict.CheckResult
+
+
 def test_feedback_reads_well():
     outcomes = {
         "f": grade.Outcome("pass", 1, None, "all 5 hidden test cases match the reference."),

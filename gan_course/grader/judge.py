@@ -231,7 +231,7 @@ def judge(ex, name: str, sub: Submission, located: Located | None, seed: int, go
             out.status, (out.check, out.message) = "fail", problem
             return out
     out.status, out.check, out.points = "pass", None, points
-    out.message = f"all {len(cases)} hidden test cases match the reference."
+    out.message = verdict.passed_message(len(cases), hidden=True)
     return out
 
 

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from gan_course.grader.read import Cell
-from gan_course.grader.worker import prepare_source
+from gan_course.grader.exercise import prepare_source
 
 
 @dataclass

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from gan_course.release import exercise_name
 
-NOTEBOOK_BYTES = 20 * 2**20
+NOTEBOOK_BYTES = 50 * 2**20  # a notebook with its outputs (figures, a GIF) fits
 MAX_JSON_DEPTH = 64
 JUPYTER_FOLDERS = (".ipynb_checkpoints",)
 

@@ -112,12 +112,13 @@ def sandbox_env(env: dict, python_path: list[str], forbidden: list[str]) -> dict
         "PYTHONPATH": os.pathsep.join([SANDBOX_ROOT] + [inside for _, inside in sandbox_python_path(python_path, forbidden)]),
     })
     keep.pop("GAN_COURSE_DATA", None)
+    keep.pop("GAN_COURSE_GRADE_SCRATCH", None)
     return keep
 
 
 _PROBE = (
     "import ctypes,os\n"
-    "from gan_course.grader import worker as w\n"
+    "from gan_course.grader import sandbox as w\n"
     "pid=os.fork()\n"
     "if pid==0:\n"
     "    try:\n"

@@ -145,7 +145,12 @@ def grade(
     out.mkdir(parents=True, exist_ok=True)
     env["GAN_COURSE_GRADE_SCRATCH"] = str(private)
     limits = {"timeout": float(timeout), "memory_mb": int(memory_mb), "output_cap": OUTPUT_CAP, "lab": lab}
-    located = {s.student: locate_exercises(s.cells, names) if s.problem is None else {} for s in subs}
+    located = {}
+    for sub in subs:
+        try:
+            located[sub.student] = locate_exercises(sub.cells, names) if sub.problem is None else {}
+        except Exception as err:  # noqa: BLE001 - one submission never stops the batch
+            sub.problem, located[sub.student] = f"could not be read as a notebook ({type(err).__name__})", {}
     seeds = {(s.student, n): student_seed(batch_seed, s.student, n) for s in subs for n in names}
     # The worker imports these once, before it forks: the lab's module, and TensorFlow and
     # Keras when the setup calls gc.setup() (which imports them in every child otherwise).

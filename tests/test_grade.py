@@ -422,6 +422,12 @@ def test_odd_names_and_encodings_still_grade(fixture_batch):
     assert any(".ipynb_checkpoints" in s for s in skipped) and any("notes.txt" in s for s in skipped)
 
 
+def test_lone_surrogates_from_a_child_are_that_students_text_only(fixture_batch):
+    got = assert_outcome(fixture_batch, "surrogate_message", "add_arrays", "error", "runs", "ValueError", "a lone surrogate")
+    assert "\ufffd" in got["message"]
+    assert "a lone surrogate" in (fixture_batch[2] / "feedback" / "surrogate_message.md").read_text(encoding="utf-8")
+
+
 def test_a_scratch_copy_never_shadows_the_marked_cell(fixture_batch):
     assert_outcome(fixture_batch, "scratch_copy", "add_arrays", "pass", None, "in its metadata but not the line")
 

@@ -120,7 +120,7 @@ class GradeReport:
 def write_outputs(report: GradeReport, subs: list, solution: Path) -> None:
     out = report.out
     (out / "feedback").mkdir(parents=True, exist_ok=True)
-    with open(out / "grades.csv", "w", newline="", encoding="utf-8") as f:
+    with open(out / "grades.csv", "w", newline="", encoding="utf-8", errors="replace") as f:
         writer = csv.writer(f)
         writer.writerow(["student", *report.names, "total", "max"])
         for sub in subs:
@@ -148,10 +148,10 @@ def write_outputs(report: GradeReport, subs: list, solution: Path) -> None:
             for sub in subs
         },
     }
-    (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")  # ASCII: \u escapes
     for sub in subs:
         text = feedback_markdown(sub.student, report.lab, report.names, report.outcomes[sub.student], report.maximum, sub.notes)
-        (out / "feedback" / f"{sub.safe}.md").write_text(text, encoding="utf-8")
+        (out / "feedback" / f"{sub.safe}.md").write_bytes(text.encode("utf-8", "replace"))
 
 
 def _printable(text: str) -> str:

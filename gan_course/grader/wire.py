@@ -180,8 +180,22 @@ def unpack_result(data: bytes) -> tuple[dict, dict]:
         meta = loads_capped(raw.tobytes().decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as err:
         raise SchemaError(f"an unreadable result description ({err})") from None
+    meta = _clean_strings(meta)
     check_meta(meta, arrays)
     return meta, arrays
+
+
+def _clean_strings(obj, depth: int = 0):
+    """Lone surrogates (valid in JSON escapes, not in UTF-8) become U+FFFD, everywhere."""
+    if depth > MAX_DEPTH * 3 + 8:
+        raise SchemaError("a result description nested too deeply")
+    if isinstance(obj, str):
+        return obj.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if isinstance(obj, list):
+        return [_clean_strings(v, depth + 1) for v in obj]
+    if isinstance(obj, dict):
+        return {_clean_strings(k, depth + 1): _clean_strings(v, depth + 1) for k, v in obj.items()}
+    return obj
 
 
 def json_depth(text: str) -> int:

@@ -73,8 +73,8 @@ def prctl(option: int, value: int) -> None:
 def fork_into_namespaces() -> int:
     """fork(), with the child in new namespaces (clone(2) with CLONE_NEW* flags)."""
     number = SYS_CLONE.get(os.uname().machine)
-    if number is None:  # another architecture: the same in two steps (one more process)
-        raise OSError("clone(2) number unknown for this machine")
+    if number is None:  # the sandbox probe fails, and grading falls back to process isolation
+        raise OSError(f"no clone(2) number known for {os.uname().machine}")
     api = ctypes.pythonapi
     api.PyOS_BeforeFork()
     pid = libc().syscall(ctypes.c_long(number), ctypes.c_ulong(NAMESPACES | signal.SIGCHLD), None, None, None, ctypes.c_ulong(0))
@@ -99,13 +99,6 @@ def set_up_namespaces(uid: int, gid: int, tmpfs_bytes: int) -> None:
     _call(libc().mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
     options = f"size={tmpfs_bytes},nr_inodes=4096,mode=0700,uid={uid},gid={gid}".encode()
     _call(libc().mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, options), "mount tmpfs /tmp")
-
-
-def enter_namespaces(tmpfs_bytes: int) -> None:
-    """unshare(2) version of the above, for the sandbox probe (its child is the namespace's init)."""
-    uid, gid = os.getuid(), os.getgid()
-    _call(libc().unshare(NAMESPACES), "unshare")
-    set_up_namespaces(uid, gid, tmpfs_bytes)
 
 
 def shed_capabilities() -> None:

@@ -362,6 +362,7 @@ def test_the_sandbox_shows_no_solutions_output_or_submissions(fixture_batch):
     sandboxed_only(fixture_batch)
     got = assert_outcome(fixture_batch, "hostile_look_around", "count_positive", "fail", "type", "returned None")
     assert "visible: [False, False, False, False, False]" in got["output"]
+    assert "grader files: []" in got["output"]  # the grader's private folder and its results are not there
     got = assert_outcome(fixture_batch, "hostile_clear_hooks", "add_arrays", "fail", "type", "returned None")
     assert "No such file or directory" in got["output"] and "99_tiny" not in got["output"]
 

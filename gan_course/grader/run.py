@@ -9,7 +9,8 @@ bubblewrap:
           --ro-bind-try /etc/ld.so.cache ... (a few files the C libraries read)
           --ro-bind PYTHON PYTHON        (the interpreter and its environment)
           --ro-bind .../gan_course /opt/gan-course/gan_course   (the package alone)
-          --ro-bind DIR DIR              (each PYTHONPATH folder that holds no solutions)
+          --ro-bind DIR /opt/gan-course/pathN  (each PYTHONPATH folder that shows no
+                                          solutions, output or submissions: the lab's modules)
           --proc /proc --dev /dev --remount-ro /dev
           --size 16M --tmpfs /tmp --remount-ro / --chdir /tmp
           python -m gan_course.grader.worker

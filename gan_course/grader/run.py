@@ -19,7 +19,7 @@ so a worker sees no network, no course folder, no solutions, no other submission
 output folder, and has nowhere to write but its own small /tmp.  When the parent runs as
 root and the cgroup v1 or v2 pids controller is writable, each slot also gets a pids
 cgroup (`pids.max`), a hard cap on processes that no user namespace can lift.  Every
-exercise then gets namespaces of its own inside the slot (see the worker).
+exercise then gets namespaces of its own inside the slot (see `gan_course.grader.sandbox`).
 
 Where bubblewrap cannot run, grading falls back to separate processes with hard limits
 (``"sandbox": false`` in results.json); ``--require-sandbox`` refuses instead.

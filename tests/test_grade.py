@@ -348,7 +348,8 @@ def test_outputs_cover_every_student(fixture_batch):
 
 # ----------------------------------------------------------------------------- hostile and odd submissions
 ATTACKED = {"hostile_pidfd_kill": ["add_arrays"], "hostile_forged_fd": ["count_positive"],
-            "hostile_rlimit": ["standardize_rows"], "hostile_disk": ["count_positive"]}
+            "hostile_rlimit": ["standardize_rows"], "hostile_disk": ["count_positive"],
+            "hostile_fork_bomb": ["count_positive"]}
 
 
 @pytest.mark.parametrize("student", HOSTILE)
@@ -390,6 +391,14 @@ def test_forked_processes_die_with_the_exercise(fixture_batch):
     assert_outcome(fixture_batch, "hostile_fork_survivor", "add_arrays", "fail", "tampering", "starting another process")
     left = subprocess.run(["pgrep", "-f", "sleep 1234.5"], capture_output=True, text=True).stdout.split()
     assert left == [], left
+
+
+def test_processes_are_capped_and_die_with_the_exercise(fixture_batch):
+    sandboxed_only(fixture_batch)
+    got = assert_outcome(fixture_batch, "hostile_fork_bomb", "count_positive", "fail", "tampering", "starting another process")
+    if os.geteuid() == 0 and runner.make_pids_cgroup("gan-course-grade-probe") is not None:
+        runner.remove_cgroup(Path("/sys/fs/cgroup/pids/gan-course-grade-probe"))
+        assert "fork refused after" in got["output"], got  # the slot's pids cgroup
 
 
 def test_limits_are_hard(fixture_batch):

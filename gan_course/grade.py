@@ -108,7 +108,10 @@ def grade(
     if lab not in checks.LAB_MODULES:
         raise GradeError(f"lab {lab} has no registered exercises (known labs: {', '.join(sorted(checks.LAB_MODULES))})")
     solution = solution_notebook(root, lab)
-    solution_cells, _ = read_notebook(solution)
+    try:
+        solution_cells, _ = read_notebook(solution)
+    except NotebookError as err:
+        raise GradeError(f"the solution notebook {solution} {err}") from None
     names = list(dict.fromkeys(c.exercise for c in solution_cells if c.exercise and c.cell_type == "code"))
     if not names:
         raise GradeError(f"{solution} has no exercise cells (`# EXERCISE: name`)")

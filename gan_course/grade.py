@@ -36,6 +36,7 @@ fresh per run and recorded) by the same verdict code as `gc.check`.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import sys
@@ -76,6 +77,19 @@ DEFAULT_MEMORY_MB = 2048
 def student_seed(batch_seed: int, student: str, exercise: str) -> int:
     words = [batch_seed, zlib.crc32(student.encode("utf-8", "replace")), zlib.crc32(exercise.encode())]
     return int(np.random.SeedSequence(words).generate_state(1)[0])
+
+
+def note_earlier_failures(names: list[str], located: dict, outcomes: dict) -> None:
+    """An exercise that calls an earlier one runs with the student's own: say so when that one failed."""
+    for i, name in enumerate(names):
+        if name not in located or outcomes[name].status == "pass":
+            continue
+        for earlier in names[:i]:
+            if outcomes[earlier].status != "pass" and re.search(rf"\b{re.escape(earlier)}\s*\(", located[name].source):
+                outcomes[name].notes.append(
+                    f"this exercise calls your `{earlier}`, which did not pass: fix `{earlier}` first, "
+                    "its mistakes may show up here too."
+                )
 
 
 def _python_path(env: dict) -> list[str]:
@@ -253,6 +267,8 @@ def grade(
                         "error", check="grader", seed=seeds[(sub.student, n)],
                         message=f"the grader could not judge this exercise ({type(err).__name__}: {err}); tell the instructor.",
                     )
+        for sub in subs:
+            note_earlier_failures(names, located[sub.student], outcomes[sub.student])
     finally:
         if not keep_work:
             shutil.rmtree(private, ignore_errors=True)

@@ -628,6 +628,22 @@ def test_read_notebook_reasons(tmp_path):
         grade.read_notebook(bad)
 
 
+def test_read_notebook_takes_utf16_and_cleans_surrogates(tmp_path):
+    nb = json.loads((FIXTURES / "good.ipynb").read_text())
+    nb["cells"][2]["source"] = ["# EXERCISE: standardize_rows\n", "x = '\ud800'\n"]
+    path = tmp_path / "w.ipynb"
+    path.write_bytes(json.dumps(nb).encode("utf-16"))  # with its byte-order mark, as Windows tools write
+    got, lab = grade.read_notebook(path)
+    assert lab == "99" and got[2].exercise == "standardize_rows" and "\ufffd" in got[2].source
+
+
+def test_an_exercise_that_calls_a_failed_earlier_one_says_so():
+    located = {"f": grade.Located("def f(): ...", 1), "g": grade.Located("def g(x):\n    return f(x) + 1", 2)}
+    outcomes = {"f": grade.Outcome("fail", check="values"), "g": grade.Outcome("fail", check="values")}
+    grade.note_earlier_failures(["f", "g"], located, outcomes)
+    assert "calls your `f`, which did not pass" in outcomes["g"].notes[0] and not outcomes["f"].notes
+
+
 def test_values_cross_as_arrays_never_as_pickles():
     value = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "n": (1, 2.5, np.int64(3)), "nan": float("nan"),
              "obj": np.array([object()], dtype=object), 3: [None, "s", True]}

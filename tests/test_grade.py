@@ -349,7 +349,7 @@ def test_outputs_cover_every_student(fixture_batch):
 # ----------------------------------------------------------------------------- hostile and odd submissions
 ATTACKED = {"hostile_pidfd_kill": ["add_arrays"], "hostile_forged_fd": ["count_positive"],
             "hostile_rlimit": ["standardize_rows"], "hostile_disk": ["count_positive"],
-            "hostile_fork_bomb": ["count_positive"]}
+            "hostile_fork_bomb": ["count_positive"], "hostile_proc_memory": ["standardize_rows"]}
 
 
 @pytest.mark.parametrize("student", HOSTILE)
@@ -366,6 +366,12 @@ def test_the_sandbox_shows_no_solutions_output_or_submissions(fixture_batch):
     assert "grader files: []" in got["output"]  # the grader's private folder and its results are not there
     got = assert_outcome(fixture_batch, "hostile_clear_hooks", "add_arrays", "fail", "type", "returned None")
     assert "No such file or directory" in got["output"] and "99_tiny" not in got["output"]
+
+
+def test_other_processes_memory_and_files_stay_closed(fixture_batch):
+    sandboxed_only(fixture_batch)
+    got = assert_outcome(fixture_batch, "hostile_proc_memory", "standardize_rows", "fail", "type", "returned None")
+    assert "done looking" in got["output"] and "opened" not in got["output"], got["output"]
 
 
 def test_patching_the_worker_forges_nothing(fixture_batch):

@@ -79,13 +79,14 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def make_audit_hook(workdir: str, protected: tuple, refusals: list, own_pid: int):
+def make_audit_hook(workdir: str, protected: tuple, refusals: list, proc_pid: int):
     """A witness: records what submitted code tried that grading forbids, and refuses it.
 
     The sandbox (namespaces, a read-only view, hard limits) is what stops it; this hook
     only lets the feedback say "tried to ..." instead of a bare error.
     """
     realpath, fsdecode, fspath = os.path.realpath, os.fsdecode, os.fspath
+    own_pid = os.getpid()
 
     def resolve(path):
         try:
@@ -111,7 +112,7 @@ def make_audit_hook(workdir: str, protected: tuple, refusals: list, own_pid: int
             if _inside(where, _workdir):
                 return
             parts = where.split(os.sep)
-            if len(parts) > 2 and parts[1] == "proc" and parts[2].isdigit() and int(parts[2]) != own_pid:
+            if len(parts) > 2 and parts[1] == "proc" and parts[2].isdigit() and int(parts[2]) != proc_pid:
                 refuse(f"opening {where} (another process's files, in a folder the grader protects)")
             if any(_inside(where, p) for p in protected):
                 refuse(f"{'writing' if writing else 'opening'} {where} (a folder the grader protects)")
@@ -265,7 +266,11 @@ def run_student_code(job, exercise, result_fd: int, progress_fd: int, workdir: s
             _quiet_checks()
             helpers = _helpers()
             protected = tuple(os.path.realpath(p) for p in job.get("protected", []))
-            sys.addaudithook(make_audit_hook(os.path.realpath(workdir), protected, refusals, os.getpid()))
+            try:  # this process as /proc numbers it (the sandbox's /proc is its slot's PID namespace)
+                proc_pid = int(os.readlink("/proc/self"))
+            except (OSError, ValueError):
+                proc_pid = os.getpid()
+            sys.addaudithook(make_audit_hook(os.path.realpath(workdir), protected, refusals, proc_pid))
         # In the notebook an earlier exercise's name is bound by its check cell: here it is
         # this notebook's own earlier exercise (the reference's, for the reference).
         failed_earlier = []

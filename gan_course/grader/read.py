@@ -53,7 +53,7 @@ class Submission:
 
 def clean_text(text: str) -> str:
     """Text that encodes as UTF-8: lone surrogates (from JSON escapes or file names) become U+FFFD."""
-    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace") if isinstance(text, str) else ""
+    return re.sub("[\ud800-\udfff]", "\ufffd", text) if isinstance(text, str) else ""
 
 
 def display_name(name: str) -> str:
@@ -205,9 +205,11 @@ def find_submissions(folder: Path) -> tuple[list[Submission], list[str]]:
             skipped.append(f"{shown}/ (Jupyter's checkpoints)")
             continue
         if entry.is_symlink():
-            if entry.name.endswith(".ipynb") or entry.is_dir():
-                sub = Submission(shown[:-6] if shown.endswith(".ipynb") else shown, None)
-                sub.problem = "is a symbolic link; the grader does not follow links: submit the notebook file itself"
+            if entry.name.endswith(".ipynb"):
+                sub = Submission(shown[:-6], entry)  # reading it says why not (O_NOFOLLOW)
+            elif entry.is_dir():
+                sub = Submission(shown, None)
+                sub.problem = "is a symbolic link; the grader does not follow links: submit the folder itself"
             else:
                 skipped.append(f"{shown} (a symbolic link, not followed)")
                 continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import struct
 import zipfile
 
@@ -190,7 +191,7 @@ def _clean_strings(obj, depth: int = 0):
     if depth > MAX_DEPTH * 3 + 8:
         raise SchemaError("a result description nested too deeply")
     if isinstance(obj, str):
-        return obj.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        return re.sub("[\ud800-\udfff]", "\ufffd", obj)
     if isinstance(obj, list):
         return [_clean_strings(v, depth + 1) for v in obj]
     if isinstance(obj, dict):
@@ -200,8 +201,6 @@ def _clean_strings(obj, depth: int = 0):
 
 def json_depth(text: str) -> int:
     """The deepest nesting of brackets in a JSON text (strings skipped)."""
-    import re
-
     depth = best = 0
     for match in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', text):
         token = match.group()

@@ -7,7 +7,10 @@ untouched student notebook (not done), two to one.  Without it (or while the lab
 written yet) a stand-in lab is graded whose setup imports TensorFlow and calls
 `gc.setup()` like the real labs and whose three exercises run TensorFlow ops, so the
 figure includes what dominates a real run: one TensorFlow import per submission.
-Prints the wall time, the time per submission and the status counts.
+Prints the wall time, the time per submission and the status counts, once per mode:
+``sandbox`` (bubblewrap, namespaces per exercise: what `gan-course grade` uses where it
+can) and ``process`` (the fallback: separate processes and hard limits only), back to
+back on the same submissions, so that the sandbox's cost is measured in one run.
 """
 from __future__ import annotations
 
@@ -90,6 +93,7 @@ def main() -> int:
     parser.add_argument("--students", type=int, default=30)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--modes", default="sandbox,process", help="comma-separated: sandbox, process")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="grade-bench-") as tmp:
@@ -107,17 +111,25 @@ def main() -> int:
         for i in range(args.students):
             nbformat.write(untouched if i % 3 == 2 else solved, subs / f"student{i:02d}.ipynb")
 
-        started = time.perf_counter()
-        report = grade.grade(subs, tmp / "out", workers=args.workers, root=root, timeout=args.timeout, progress=True)
-        seconds = time.perf_counter() - started
-        counts = Counter(o.status for per in report.outcomes.values() for o in per.values())
-        lab = report.lab + ("" if args.lab else " (stand-in: TensorFlow setup, 3 TF exercises)")
-        print(
-            f"graded {args.students} submissions of lab {lab} with {args.workers} workers on "
-            f"{os.cpu_count()} cores in {seconds:.1f} s ({seconds / args.students:.2f} s per submission); "
-            f"statuses: {dict(counts)}"
-        )
-        shutil.rmtree(tmp / "out", ignore_errors=True)
+        seconds = {}
+        for mode in args.modes.split(","):
+            if mode == "process":
+                os.environ["GAN_COURSE_SANDBOX"] = "off"
+            else:
+                os.environ.pop("GAN_COURSE_SANDBOX", None)
+            started = time.perf_counter()
+            report = grade.grade(subs, tmp / "out", workers=args.workers, root=root, timeout=args.timeout, progress=False)
+            seconds[mode] = time.perf_counter() - started
+            counts = Counter(o.status for per in report.outcomes.values() for o in per.values())
+            lab = report.lab + ("" if args.lab else " (stand-in: TensorFlow setup, 3 TF exercises)")
+            print(
+                f"[{mode}: sandbox={report.sandbox}] graded {args.students} submissions of lab {lab} with "
+                f"{args.workers} workers on {os.cpu_count()} cores in {seconds[mode]:.1f} s "
+                f"({seconds[mode] / args.students:.2f} s per submission); statuses: {dict(counts)}"
+            )
+            shutil.rmtree(tmp / "out", ignore_errors=True)
+        if "sandbox" in seconds and "process" in seconds:
+            print(f"sandbox / process: {seconds['sandbox'] / seconds['process']:.2f}x")
     return 0
 
 

@@ -37,11 +37,25 @@ from typing import Any, Callable
 import numpy as np
 
 from gan_course.i18n import N_, _
+# The comparison and its messages live in one module, shared with the autograder.
+from gan_course.verdict import (  # noqa: F401 - re-exported
+    LAYER_NAMES,
+    LAYERS,
+    CheckResult,
+    _has_tensors,
+    _kind,
+    _mutated,
+    _snapshot,
+    case_problem,
+    compare,
+    describe_case,
+    describe_value,
+    missing_message,
+    run_case,
+    signature_problem,
+    to_numpy,
+)
 
-LAYERS = ("exists", "signature", "runs", "type", "dtype", "shape", "finite", "values", "mutation")
-# The layers' names as a student reads them in a ✗ line (marked for translation).
-LAYER_NAMES = (N_("exists"), N_("signature"), N_("runs"), N_("type"), N_("dtype"), N_("shape"), N_("finite"),
-               N_("values"), N_("mutation"))
 ENV_STRICT = "GAN_COURSE_STRICT"
 # Where the solution notebooks are; set to an empty value to act as a student's machine.
 ENV_SOLUTIONS = "GAN_COURSE_SOLUTIONS"
@@ -137,20 +151,6 @@ class Exercise:
         if self.inline:
             return self.contract
         return load_references(self.lab)[self.name]
-
-
-@dataclass
-class CheckResult:
-    name: str
-    passed: bool
-    layer: str | None = None
-    message: str = ""
-    cases: int = 0
-
-    def line(self) -> str:
-        if self.passed:
-            return _("✓ {name}: all {cases} test cases match the reference.").format(name=self.name, cases=self.cases)
-        return _("✗ {name} [{layer}]: {message}").format(name=self.name, layer=_(self.layer), message=self.message)
 
 
 class Contract:
@@ -367,197 +367,15 @@ class Unfinished:
         return f"<unfinished exercise {self.__name__}>"
 
 
-# ----------------------------------------------------------------------------- values
-def to_numpy(value):
-    """Tensors and variables to NumPy, recursively through lists, tuples and dicts."""
-    if hasattr(value, "numpy") and callable(value.numpy):
-        return value.numpy()
-    if isinstance(value, dict):
-        return {k: to_numpy(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(to_numpy(v) for v in value)
-    return value
-
-
-def describe_value(value) -> str:
-    value = to_numpy(value)
-    if isinstance(value, np.ndarray):
-        if value.size <= 6:
-            return f"array({np.array2string(value, precision=4, separator=', ')}, {value.dtype})"
-        return f"array(shape={value.shape}, dtype={value.dtype})"
-    if isinstance(value, (list, tuple)) and len(value) > 6:
-        return f"{type(value).__name__} of {len(value)}"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def describe_case(case: dict) -> str:
-    return ", ".join(f"{k}={describe_value(v)}" for k, v in case.items())
-
-
-def _kind(value) -> str:
-    if isinstance(value, (bool, np.bool_)):
-        return "bool"
-    if isinstance(value, (int, np.integer)):
-        return "int"
-    if isinstance(value, (float, np.floating)):
-        return "float"
-    if isinstance(value, np.ndarray):
-        return "array"
-    if isinstance(value, (list, tuple)):
-        return "sequence"
-    if isinstance(value, dict):
-        return "dict"
-    if isinstance(value, str):
-        return "str"
-    return type(value).__name__
-
-
-def compare(expected, got, rtol=1e-5, atol=1e-6, strict_dtype=True, where="") -> tuple[str, str] | None:
-    """Compare an output with the reference's; return (layer, message) or None when equal."""
-    expected, got = to_numpy(expected), to_numpy(got)
-    at = _(" in {where}").format(where=where) if where else ""
-    ek, gk = _kind(expected), _kind(got)
-
-    # A 0-d array or NumPy scalar stands for a Python number (tf.reduce_mean returns one).
-    if ek in ("int", "float", "bool") and gk == "array" and got.ndim == 0:
-        got, gk = got[()], _kind(got[()])
-    if ek == "float" and gk == "int":
-        gk = "float"  # an exact integer answer to a float question is fine
-
-    if ek == "sequence":
-        if gk != "sequence":
-            return "type", _("returned {got}{at}; expected a {kind} of {n} items.").format(
-                got=describe_value(got), at=at, kind=type(expected).__name__, n=len(expected))
-        if len(got) != len(expected):
-            return "shape", _("returned {n} items{at}; expected {want}.").format(n=len(got), at=at, want=len(expected))
-        for i, (e, g) in enumerate(zip(expected, got)):
-            problem = compare(e, g, rtol, atol, strict_dtype, where=_("item {i}").format(i=i) + at)
-            if problem:
-                return problem
-        return None
-    if ek == "dict":
-        if gk != "dict":
-            return "type", _("returned {got}{at}; expected a dict.").format(got=describe_value(got), at=at)
-        for key in expected:
-            if key not in got:
-                return "type", _("missing key {key}{at}.").format(key=repr(key), at=at)
-            problem = compare(expected[key], got[key], rtol, atol, strict_dtype, where=f"{key}{at}")
-            if problem:
-                return problem
-        return None
-    if ek == "str":
-        if got != expected:
-            return "values", _("got {got}{at}; expected {want}.").format(got=repr(got), at=at, want=repr(expected))
-        return None
-    if ek != gk:
-        if ek == "array" and gk == "sequence":
-            return "type", _("returned a {kind}{at}; return a NumPy array or a tensor (np.asarray / tf.convert_to_tensor).").format(
-                kind=type(got).__name__, at=at)
-        if ek == "array" and gk in ("int", "float", "bool") and expected.ndim == 0:
-            got, gk = np.asarray(got), "array"
-        else:
-            want = {"array": _("an array or tensor"), "sequence": _("a tuple")}.get(ek, _("a {kind}").format(kind=ek))
-            return "type", _("returned {got}{at}; expected {want}.").format(got=describe_value(got), at=at, want=want)
-
-    if ek == "array":
-        if strict_dtype and got.dtype != expected.dtype:
-            return "dtype", _("dtype is {got}{at}; expected {want} (cast with tf.cast or .astype).").format(
-                got=got.dtype, at=at, want=expected.dtype)
-        if not strict_dtype and got.dtype.kind != expected.dtype.kind and not (
-            got.dtype.kind in "fc" and expected.dtype.kind in "fc"
-        ):
-            return "dtype", _("dtype is {got}{at}; expected a {kind}-kind dtype like {want}.").format(
-                got=got.dtype, at=at, kind=expected.dtype.kind, want=expected.dtype)
-        if got.shape != expected.shape:
-            return "shape", _("shape is {got}{at}; expected {want}.").format(got=got.shape, at=at, want=expected.shape)
-        if got.dtype.kind in "fc" and not np.all(np.isfinite(got)):
-            bad = np.argwhere(~np.isfinite(got))[0]
-            return "finite", _("contains {value} at index {index}{at}: look for a log of 0 or a division by 0.").format(
-                value=got[tuple(bad)], index=tuple(int(b) for b in bad), at=at)
-        if got.dtype.kind in "fcb" or expected.dtype.kind in "fc":
-            e = expected.astype(np.float64)
-            g = got.astype(np.float64)
-            if not np.allclose(g, e, rtol=rtol, atol=atol):
-                diff = np.abs(g - e)
-                idx = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.ndim else ()
-                return "values", _(
-                    "values differ{at}: largest difference {diff:.4g} at index {index} (yours {got:.6g}, expected {want:.6g})."
-                ).format(at=at, diff=float(diff[idx]), index=tuple(int(i) for i in idx), got=float(g[idx]), want=float(e[idx]))
-        elif not np.array_equal(got, expected):
-            idx = tuple(int(i) for i in np.argwhere(got != expected)[0])
-            return "values", _("values differ{at} at index {index}: yours {got}, expected {want}.").format(
-                at=at, index=idx, got=got[idx], want=expected[idx])
-        return None
-    if ek == "float":
-        if not np.isfinite(got):
-            return "finite", _("returned {got}{at}: look for a log of 0 or a division by 0.").format(got=got, at=at)
-        if not np.isclose(float(got), float(expected), rtol=rtol, atol=atol):
-            return "values", _("returned {got:.6g}{at}; expected {want:.6g}.").format(got=float(got), at=at, want=float(expected))
-        return None
-    if got != expected:
-        return "values", _("returned {got}{at}; expected {want}.").format(got=repr(got), at=at, want=repr(expected))
-    return None
-
-
 # ----------------------------------------------------------------------------- running
-def _snapshot(case: dict) -> dict:
-    return {k: copy.deepcopy(to_numpy(v)) for k, v in case.items()}
-
-
-def _mutated(case: dict, before: dict) -> str | None:
-    for key, old in before.items():
-        new = to_numpy(case[key])
-        if isinstance(old, np.ndarray):
-            if not isinstance(new, np.ndarray) or new.shape != old.shape or not np.array_equal(new, old, equal_nan=True):
-                return key
-        elif isinstance(old, (list, dict)) and new != old:
-            return key
-    return None
-
-
-def signature_problem(name: str, fn: Callable, case: dict) -> str | None:
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return None
-    try:
-        sig.bind(**case)
-    except TypeError:
-        return _("{name}{signature} cannot be called with ({arguments}): keep the parameter names given in the exercise.").format(
-            name=name, signature=sig, arguments=", ".join(case))
-    return None
-
-
-def run_case(ex: Exercise, fn: Callable, case: dict) -> tuple[Any, tuple[str, str] | None]:
-    """Call `fn` on one case; return (output, problem) where problem is (layer, message)."""
-    args = copy.deepcopy(case) if not _has_tensors(case) else dict(case)
-    before = _snapshot(args)
-    try:
-        out = fn(**args)
-    except NotImplementedError:
-        return None, ("runs", _("not done yet: replace `raise NotImplementedError()` with your code."))
-    except Exception as err:  # the student's error is the message
-        return None, ("runs", _("raised {error}: {message} (inputs: {inputs}).").format(
-            error=type(err).__name__, message=err, inputs=describe_case(case)))
-    key = _mutated(args, before)
-    if key is not None:
-        return out, ("mutation", _("changed its input {key} in place; work on a copy (x = x.copy() or tf ops).").format(key=repr(key)))
-    return out, None
-
-
-def _has_tensors(case: dict) -> bool:
-    return any(hasattr(v, "numpy") for v in case.values())
-
-
 def run_checks(ex: Exercise, fn, cases: list[dict], expected: list | None = None) -> CheckResult:
     """Check `fn` on `cases` against the reference, or against `expected` outputs
     (already described with `ex.describe`) where the reference is not here."""
     name = ex.name
     if fn is None:
-        return CheckResult(name, False, "exists", _("no function named {name}: run the exercise cell that defines it.").format(name=repr(name)))
+        return CheckResult(name, False, "exists", missing_message(name, in_notebook=True))
     if not callable(fn):
-        return CheckResult(name, False, "exists", _("{name} is a {kind}, not a function.").format(name=name, kind=type(fn).__name__))
+        return CheckResult(name, False, "exists", missing_message(name, kind=type(fn).__name__))
     if cases:
         problem = signature_problem(name, fn, cases[0])
         if problem:
@@ -573,15 +391,12 @@ def run_checks(ex: Exercise, fn, cases: list[dict], expected: list | None = None
         if problem is None:
             if ex.describe is not None:
                 got = ex.describe(got, case)
-            problem = compare(want, got, ex.rtol, ex.atol, ex.strict_dtype)
-            if problem is not None:
-                layer, message = problem
-                problem = (layer, _("{message} Inputs: {inputs}.").format(message=message, inputs=describe_case(case)))
+            problem = case_problem(want, got, case, ex)
+        elif problem[0] == "mutation":
+            problem = ("mutation", _("{message} Inputs: {inputs}.").format(message=problem[1],
+                                                                          inputs=describe_case(case)))
         if problem is not None:
-            layer, message = problem
-            if ex.hint and layer in ("values", "shape", "dtype", "finite"):
-                message = _("{message} Hint: {hint}").format(message=message, hint=_(ex.hint))
-            return CheckResult(name, False, layer, message, len(cases))
+            return CheckResult(name, False, problem[0], problem[1], len(cases))
     return CheckResult(name, True, None, "", len(cases))
 
 
@@ -597,7 +412,7 @@ def strict_mode() -> bool:
 # ----------------------------------------------------------------------------- expected outputs
 def _fingerprint(values) -> str:
     """A digest of encoded values: the same inputs give the same digest on any machine."""
-    from gan_course._grade_worker import encode
+    from gan_course.grader.wire import encode
 
     arrays: dict = {}
     meta = encode(values, arrays)
@@ -612,7 +427,7 @@ def _fingerprint(values) -> str:
 def expected_outputs(lab: str, folder: Path | None = None, sections: dict[str, str] | None = None) -> tuple[dict, dict]:
     """(meta, arrays) of a lab's expected outputs on its public cases, from the references
     in the solution notebook of `folder` (default: the course's solutions/)."""
-    from gan_course._grade_worker import encode
+    from gan_course.grader.wire import encode
 
     references = load_references(lab, folder)
     arrays: dict = {}
@@ -650,16 +465,17 @@ def expected_path(lab: str) -> Path | None:
 
 
 def read_expected(path: Path) -> dict:
-    from gan_course._grade_worker import read_npz
-
-    meta, arrays = read_npz(path)
+    """A released expected-outputs file: its JSON description, with its arrays under "arrays"."""
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {key: data[key] for key in data.files}
+    meta = json.loads(arrays.pop("__meta__").tobytes().decode("utf-8"))
     meta["arrays"] = arrays
     return meta
 
 
 def _expected_for(ex: Exercise, cases: list[dict]) -> tuple[list | None, str | None]:
     """(expected outputs, None) from the released file, or (None, the line that says why not)."""
-    from gan_course._grade_worker import decode
+    from gan_course.grader.wire import decode
 
     path = expected_path(ex.lab)
     if path is None:

@@ -17,10 +17,9 @@ ARGPARSE_MESSAGES = (N_("usage: "), N_("options"), N_("positional arguments"), N
 
 def _root() -> Path:
     """The course folder: the current directory if it holds solutions/, else the repository."""
-    here = Path.cwd()
-    if (here / "solutions").is_dir():
-        return here
-    return Path(__file__).resolve().parent.parent
+    from gan_course.grader.read import course_root
+
+    return course_root()
 
 
 def cmd_release(args) -> int:
@@ -173,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=60.0, help=_("seconds per exercise (default: 60)"))
     p.add_argument("--memory", type=int, default=2048, help=_("MiB per exercise beyond the libraries (default: 2048)"))
     p.add_argument("--seed", type=int, help=_("batch seed for the hidden inputs (default: fresh each run)"))
+    p.add_argument("--require-sandbox", action="store_true",
+                   help=_("refuse to grade where the operating-system sandbox (bubblewrap) cannot run"))
     p.set_defaults(func=cmd_grade)
     return parser
 

@@ -312,8 +312,24 @@ def check_cjk_font() -> list[Finding]:
     return [Finding(OK if found else WARN, "cjk font", message, fix)]
 
 
+def check_grading_sandbox() -> list[Finding]:
+    """Where the course's solutions are (an instructor's clone or image): can `gan-course grade` sandbox?"""
+    from gan_course.grader.read import course_root
+
+    root = course_root()
+    if not (root / "solutions").is_dir():
+        return []  # a student's environment: nothing is graded here
+    from gan_course.grader import run
+
+    usable, why = run.sandbox_status([], [str(root / "solutions")], dict(os.environ))
+    if usable:
+        return [Finding(OK, "grading", "bubblewrap sandbox usable: `gan-course grade` runs each exercise in it")]
+    return [Finding(WARN, "grading", f"no sandbox for `gan-course grade` ({why}): it would grade with process "
+                    "isolation only", "install bubblewrap on a Linux host (apt-get install bubblewrap)")]
+
+
 CHECKS = (check_python, check_frameworks, check_gpus, check_profile, check_cache, check_datasets, check_sources,
-          check_widgets, check_hub_cache, check_cjk_font)
+          check_widgets, check_hub_cache, check_cjk_font, check_grading_sandbox)
 
 
 def run_checks() -> list[Finding]:

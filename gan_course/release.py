@@ -19,7 +19,6 @@ The Chinese labs use the English labs' ``expected/`` (one folder up).
 """
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -145,7 +144,7 @@ def _expected_problems(target: Path, meta: dict, arrays: dict) -> list[str]:
     """What differs between the expected outputs on disk and fresh ones (values within each
     exercise's tolerance: float results may differ in the last bits between machines)."""
     from gan_course import checks
-    from gan_course._grade_worker import decode
+    from gan_course.grader.wire import decode
 
     try:
         old = checks.read_expected(target)
@@ -173,7 +172,7 @@ def _expected_problems(target: Path, meta: dict, arrays: dict) -> list[str]:
 def release_expected(solutions: Path, labs: Path, check: bool = False) -> list[str]:
     """Write (or, with check=True, compare) labs/expected/NN.npz for every lab with exercises."""
     from gan_course import checks
-    from gan_course._grade_worker import write_npz
+    from gan_course.grader.wire import pack_result
 
     problems, written = [], set()
     for src in sorted(Path(solutions).glob("[0-9][0-9]_*.ipynb")):
@@ -197,11 +196,7 @@ def release_expected(solutions: Path, labs: Path, check: bool = False) -> list[s
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".npz.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            write_npz(fd, meta, arrays)
-        finally:
-            os.close(fd)
+        tmp.write_bytes(pack_result(meta, arrays))
         tmp.replace(target)
     folder = Path(labs) / checks.EXPECTED_FOLDER
     if folder.is_dir():

@@ -7,7 +7,9 @@ labs' solutions and untouched student copies when they exist.
 """
 import csv
 import json
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,7 +17,9 @@ import nbformat
 import numpy as np
 import pytest
 
-from gan_course import _grade_worker as worker
+from gan_course.grader import run as runner
+from gan_course.grader import wire
+from gan_course.grader.report import escape_markdown
 from gan_course import checks, grade
 from gan_course.release import release_notebook
 
@@ -26,7 +30,7 @@ TIMEOUT = 5.0
 MEMORY_MB = 1024
 
 TINY_LAB_MODULE = '''\
-"""A tiny lab for the autograder's tests: three NumPy exercises."""
+"""A tiny lab for the autograder's tests: three NumPy exercises (contracts; answers in solutions/)."""
 import numpy as np
 
 from gan_course.checks import exercise
@@ -47,18 +51,18 @@ def _integers(rng):
 
 @exercise("99", cases=_matrices, hint="subtract each row's mean, divide by its standard deviation plus 1e-6")
 def standardize_rows(x):
-    mean = x.mean(axis=1, keepdims=True)
-    return ((x - mean) / (x.std(axis=1, keepdims=True) + 1e-6)).astype(np.float32)
+    """The answer is in the solution notebook only."""
+    raise NotImplementedError()
 
 
 @exercise("99", cases=_pairs)
 def add_arrays(a, b):
-    return a + b
+    raise NotImplementedError()
 
 
 @exercise("99", cases=_integers)
 def count_positive(x):
-    return int(np.sum(x > 0))
+    raise NotImplementedError()
 '''
 
 SETUP_CELL = "import numpy as np\nimport gan_course as gc\nimport tiny_lab"
@@ -142,19 +146,56 @@ def results_of(out) -> dict:
 
 
 # ----------------------------------------------------------------------------- the fixtures batch
+def sandbox_usable(course) -> bool:
+    return runner.sandbox_status([str(course / "lib")], [str(course / "solutions")], dict(os.environ))[0]
+
+
+HOSTILE = sorted(p.stem for p in FIXTURES.glob("hostile_*.ipynb"))
+
+
+def add_odd_entries(submissions: Path) -> None:
+    """Entries that cannot be committed, or that would trip git: made here, at run time."""
+    good = (FIXTURES / "good.ipynb").read_bytes()
+    os.mkfifo(submissions / "fifo.ipynb")  # opening it for reading would wait forever
+    os.symlink("/dev/zero", submissions / "zero.ipynb")
+    (submissions / os.fsdecode(b"caf\xe9.ipynb")).write_bytes(good)  # not UTF-8
+    (submissions / "=1+2.ipynb").write_bytes(good)
+    (submissions / ".hidden.ipynb").write_bytes(good)
+    (submissions / ".ipynb_checkpoints").mkdir()
+    (submissions / "notes.txt").write_text("not a notebook")
+    (submissions / "empty_folder").mkdir()
+    (submissions / "deep_json.ipynb").write_text("[" * 100_000 + "]" * 100_000)
+    two = submissions / "two_notebooks"
+    two.mkdir()
+    (two / "99_tiny.ipynb").write_bytes(good)
+    other = json.loads(good)
+    other["metadata"]["gan_course"]["lab"] = "98"
+    (two / "98_other.ipynb").write_text(json.dumps(other))
+
+
 @pytest.fixture(scope="module")
 def fixture_batch(course, tmp_path_factory):
     """Every fixture graded in one batch: the batch must survive all of them together."""
     base = tmp_path_factory.mktemp("batch")
     submissions, out = base / "submissions", base / "out"
     submissions.mkdir()
+    sandboxed = sandbox_usable(course)
     for path in FIXTURES.glob("*.ipynb"):
+        if path.stem in HOSTILE and not sandboxed:
+            continue  # these attack the machine itself: graded only inside the sandbox
         text = path.read_text(encoding="utf-8", errors="replace")
         # Some attacks need a real path: the grade folder and the solutions, as a student who knows them.
-        text = text.replace("@OUT@", str(out)).replace("@SOLUTIONS@", str(course / "solutions"))
+        text = (text.replace("@OUT@", str(out)).replace("@SOLUTIONS@", str(course / "solutions"))
+                .replace("@SUBMISSIONS@", str(submissions)))
         (submissions / path.name).write_text(text, encoding="utf-8")
+    add_odd_entries(submissions)
     report = run_grade(course, submissions, out)
     return report, results_of(out), out
+
+
+def sandboxed_only(batch):
+    if not batch[0].sandbox:
+        pytest.skip(f"no sandbox here ({batch[0].sandbox_note}): the hostile fixtures were not graded")
 
 
 def outcome(batch, student, name):
@@ -268,12 +309,17 @@ def test_output_is_capped_and_stderr_ignored(fixture_batch):
         ("tamper_kill_grader", "add_arrays", ["sending a signal to process"]),
         ("tamper_subprocess", "count_positive", ["starting another program"]),
         ("tamper_proc", "standardize_rows", ["/proc/", "a folder the grader protects"]),
-        ("uses_reference", "count_positive", ["uses the course's reference", "tiny_lab.count_positive"]),
-        ("calls_reference", "count_positive", ["uses the course's reference"]),
     ],
 )
 def test_tampering_is_caught_and_scores_zero(fixture_batch, student, name, words):
     got = assert_outcome(fixture_batch, student, name, "fail", "tampering", *words)
+    assert got["points"] == 0
+
+
+@pytest.mark.parametrize("student", ["uses_reference", "calls_reference"])
+def test_the_library_holds_no_answer_to_borrow(fixture_batch, student):
+    # The library's exercise functions are contracts: importing or calling one is "not done".
+    got = assert_outcome(fixture_batch, student, "count_positive", "fail", "runs", "not done yet")
     assert got["points"] == 0
 
 
@@ -286,17 +332,154 @@ def test_tampering_changes_no_other_grade(fixture_batch):
 
 def test_outputs_cover_every_student(fixture_batch):
     report, results, out = fixture_batch
-    students = sorted(p.stem for p in FIXTURES.glob("*.ipynb"))
-    assert sorted(results) == students
-    rows = list(csv.DictReader(open(out / "grades.csv")))
-    assert [r["student"] for r in rows] == sorted(students, key=str.lower)
+    students = sorted(p.stem for p in FIXTURES.glob("*.ipynb") if report.sandbox or p.stem not in HOSTILE)
+    students += ["fifo", "zero", "caf\ufffd", "=1+2", ".hidden", "empty_folder", "deep_json", "two_notebooks"]
+    assert sorted(results) == sorted(students)
+    rows = list(csv.DictReader(open(out / "grades.csv", encoding="utf-8")))
+    assert len(rows) == len(students)
     assert set(rows[0]) == {"student", *NAMES, "total", "max"}
     for student in students:
-        text = (out / "feedback" / f"{student}.md").read_text()
-        assert text.startswith(f"# Lab {LAB} feedback for {student}")
+        text = (out / results[student]["feedback"]).read_text()
+        assert text.startswith(f"# Lab {LAB} feedback for {escape_markdown(student)}")
         assert str(results[student]["exercises"]["add_arrays"]["seed"]) not in text  # seeds stay hidden
     summary = grade.summary(report, report.submissions)
     assert f"Graded {len(students)} submission(s) of lab {LAB}" in summary
+
+
+# ----------------------------------------------------------------------------- hostile and odd submissions
+ATTACKED = {"hostile_pidfd_kill": ["add_arrays"], "hostile_forged_fd": ["count_positive"],
+            "hostile_rlimit": ["standardize_rows"], "hostile_disk": ["count_positive"],
+            "hostile_fork_bomb": ["count_positive"], "hostile_proc_memory": ["standardize_rows"]}
+
+
+@pytest.mark.parametrize("student", HOSTILE)
+def test_a_submission_with_no_code_scores_zero_whatever_it_does(fixture_batch, student):
+    sandboxed_only(fixture_batch)
+    for name in ATTACKED.get(student, NAMES):
+        assert outcome(fixture_batch, student, name)["points"] == 0, (name, outcome(fixture_batch, student, name))
+
+
+def test_the_sandbox_shows_no_solutions_output_or_submissions(fixture_batch):
+    sandboxed_only(fixture_batch)
+    got = assert_outcome(fixture_batch, "hostile_look_around", "count_positive", "fail", "type", "returned None")
+    assert "visible: [False, False, False, False, False]" in got["output"]
+    assert "grader files: []" in got["output"]  # the grader's private folder and its results are not there
+    got = assert_outcome(fixture_batch, "hostile_clear_hooks", "add_arrays", "fail", "type", "returned None")
+    assert "No such file or directory" in got["output"] and "99_tiny" not in got["output"]
+
+
+def test_other_processes_memory_and_files_stay_closed(fixture_batch):
+    sandboxed_only(fixture_batch)
+    got = assert_outcome(fixture_batch, "hostile_proc_memory", "standardize_rows", "fail", "type", "returned None")
+    assert "done looking" in got["output"] and "opened" not in got["output"], got["output"]
+
+
+def test_patching_the_worker_forges_nothing(fixture_batch):
+    sandboxed_only(fixture_batch)
+    for name in NAMES:
+        assert_outcome(fixture_batch, "hostile_patch_worker", name, "error", "result", "not a result")
+
+
+def test_a_forged_result_on_an_inherited_descriptor_is_that_students_error(fixture_batch):
+    sandboxed_only(fixture_batch)
+    assert_outcome(fixture_batch, "hostile_forged_fd", "count_positive", "error", "result", "not a result")
+    assert_outcome(fixture_batch, "hostile_forged_fd", "add_arrays", "pass")
+
+
+def test_killing_with_pidfd_reaches_only_itself(fixture_batch):
+    sandboxed_only(fixture_batch)
+    assert_outcome(fixture_batch, "hostile_pidfd_kill", "add_arrays", "error", "runs", "SIGKILL")
+    assert fixture_batch[1]["good"]["total"] == 3
+
+
+def test_forked_processes_die_with_the_exercise(fixture_batch):
+    sandboxed_only(fixture_batch)
+    assert_outcome(fixture_batch, "hostile_fork_survivor", "add_arrays", "fail", "tampering", "starting another process")
+    left = subprocess.run(["pgrep", "-f", "sleep 1234.5"], capture_output=True, text=True).stdout.split()
+    assert left == [], left
+
+
+def test_processes_are_capped_and_die_with_the_exercise(fixture_batch):
+    sandboxed_only(fixture_batch)
+    got = assert_outcome(fixture_batch, "hostile_fork_bomb", "count_positive", "fail", "tampering", "starting another process")
+    group = runner.make_pids_cgroup("gan-course-grade-probe")
+    runner.remove_cgroup(group)
+    if group is not None:
+        assert "fork refused after" in got["output"], got  # the slot's pids cgroup
+
+
+def test_limits_are_hard(fixture_batch):
+    sandboxed_only(fixture_batch)
+    assert_outcome(fixture_batch, "hostile_rlimit", "standardize_rows", "error", "runs", "ValueError", "not allowed to raise")
+    assert_outcome(fixture_batch, "hostile_disk", "count_positive", "error", "runs", "File too large")
+
+
+@pytest.mark.parametrize(
+    "student, words",
+    [
+        ("fifo", ["a named pipe"]),
+        ("zero", ["symbolic link"]),
+        ("deep_json", ["nested more than 64 levels"]),
+        ("empty_folder", ["has no notebook"]),
+    ],
+)
+def test_files_that_are_not_notebooks_are_reported(fixture_batch, student, words):
+    for name in NAMES:
+        assert_outcome(fixture_batch, student, name, "error", "notebook", *words)
+
+
+def test_odd_names_and_encodings_still_grade(fixture_batch):
+    results = fixture_batch[1]
+    for student in ("caf\ufffd", "=1+2", ".hidden", "lone_surrogate"):
+        assert results[student]["total"] == 3, (student, results[student])
+    rows = {row["student"]: row for row in csv.DictReader(open(fixture_batch[2] / "grades.csv", encoding="utf-8"))}
+    assert rows["'=1+2"]["total"] == "3"  # a spreadsheet reads it as text, not a formula
+    assert "=1+2" not in rows
+    skipped = json.loads((fixture_batch[2] / "results.json").read_text())["skipped"]
+    assert any(".ipynb_checkpoints" in s for s in skipped) and any("notes.txt" in s for s in skipped)
+
+
+def test_lone_surrogates_from_a_child_are_that_students_text_only(fixture_batch):
+    got = assert_outcome(fixture_batch, "surrogate_message", "add_arrays", "error", "runs", "ValueError", "a lone surrogate")
+    assert "\ufffd" in got["message"]
+    assert "a lone surrogate" in (fixture_batch[2] / "feedback" / "surrogate_message.md").read_text(encoding="utf-8")
+
+
+def test_a_scratch_copy_never_shadows_the_marked_cell(fixture_batch):
+    assert_outcome(fixture_batch, "scratch_copy", "add_arrays", "pass", None, "in its metadata but not the line")
+
+
+def test_two_notebooks_in_a_folder_grade_the_batchs_lab(fixture_batch):
+    got = fixture_batch[1]["two_notebooks"]
+    assert got["total"] == 3 and got["notebook"].endswith("99_tiny.ipynb")
+    assert any("graded `99_tiny.ipynb` (lab 99), not `98_other.ipynb`" in n for n in got["notes"])
+
+
+def rendered_outside_code(markdown: str) -> str:
+    """The Markdown a reader sees as formatted text: fenced blocks and code spans removed."""
+    import re
+
+    kept, fence = [], None
+    for line in markdown.split("\n"):
+        mark = re.match(r"^(`{3,})", line)
+        if fence is None and mark:
+            fence = mark.group(1)
+        elif fence is not None and line.strip() == fence:
+            fence = None
+        elif fence is None:
+            kept.append(re.sub(r"`[^`]+`", "", line.replace("\\`", "")))
+    return "\n".join(kept)
+
+
+def test_feedback_escapes_student_text(fixture_batch):
+    assert_outcome(fixture_batch, "markdown_injection", "count_positive", "error", "runs", "ValueError")
+    text = (fixture_batch[2] / "feedback" / "markdown_injection.md").read_text()
+    assert text.split("\n")[2] == "**Score: 2 / 3** (67%)"
+    shown = rendered_outside_code(text)
+    assert shown.count("**Score:") == 1
+    assert "<img" not in shown.replace("\\<", "") and "](javascript" not in shown.replace("\\]", "")
+    assert "\n# All" not in shown
+    assert "````text" in text  # the printed ``` cannot close the block that shows it
 
 
 # ----------------------------------------------------------------------------- whole-lab runs
@@ -370,6 +553,51 @@ def test_cli_grades_and_prints_a_summary(course, tmp_path, capsys, monkeypatch):
     assert (tmp_path / "out" / "feedback" / "zoe.md").exists()
 
 
+# ----------------------------------------------------------------------------- with and without the sandbox
+def test_without_a_sandbox_grading_falls_back_and_says_so(course, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(runner.ENV_SANDBOX, "off")
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name in ("good", "killed", "infinite_loop", "tamper_write_grades", "hostile_disk"):
+        text = (FIXTURES / f"{name}.ipynb").read_text().replace("@OUT@", str(tmp_path / "out"))
+        (subs / f"{name}.ipynb").write_text(text)
+    report = run_grade(course, subs, tmp_path / "out")
+    assert "no sandbox" in capsys.readouterr().err
+    data = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert data["sandbox"] is False and report.sandbox is False
+    results = data["students"]
+    assert results["good"]["total"] == 3
+    assert results["killed"]["exercises"]["count_positive"]["status"] == "error"
+    assert results["infinite_loop"]["exercises"]["add_arrays"]["status"] == "timeout"
+    assert results["tamper_write_grades"]["exercises"]["add_arrays"]["check"] == "tampering"
+    disk = results["hostile_disk"]["exercises"]["count_positive"]  # its own folder, under the hard file-size limit
+    assert (disk["status"], disk["check"]) == ("error", "runs") and "File too large" in disk["message"]
+    with pytest.raises(grade.GradeError, match="--require-sandbox"):
+        run_grade(course, subs, tmp_path / "out2", require_sandbox=True)
+
+
+def test_the_sandbox_is_used_where_it_can_run(course, tmp_path):
+    if not sandbox_usable(course):
+        pytest.skip("bubblewrap cannot run here: the fallback is tested above")
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    shutil.copy(FIXTURES / "good.ipynb", subs / "good.ipynb")
+    report = run_grade(course, subs, tmp_path / "out", require_sandbox=True)
+    assert report.sandbox is True
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["sandbox"] is True
+
+
+def test_bwrap_binds_no_solutions(tmp_path):
+    course = tmp_path / "course"
+    (course / "solutions").mkdir(parents=True)
+    (course / "lib").mkdir()
+    args = runner.bwrap_command([str(course), str(course / "lib")], [str(course / "solutions")])
+    sources = [args[i + 1] for i, a in enumerate(args) if a in ("--ro-bind", "--bind", "--ro-bind-try")]
+    assert str(course / "lib") in sources
+    assert not any(str(course) == src or src.startswith(str(course / "solutions")) for src in sources)
+    assert "--unshare-all" in args and "--die-with-parent" in args and "--cap-drop" in args
+
+
 # ----------------------------------------------------------------------------- pieces
 def cells(*sources, kinds=None):
     kinds = kinds or ["code"] * len(sources)
@@ -406,21 +634,55 @@ def test_read_notebook_reasons(tmp_path):
         grade.read_notebook(bad)
 
 
-def test_values_cross_as_arrays_never_as_pickles(tmp_path):
+def test_read_notebook_takes_utf16_and_cleans_surrogates(tmp_path):
+    nb = json.loads((FIXTURES / "good.ipynb").read_text())
+    nb["cells"][2]["source"] = ["# EXERCISE: standardize_rows\n", "x = '\ud800'\n"]
+    path = tmp_path / "w.ipynb"
+    path.write_bytes(json.dumps(nb).encode("utf-16"))  # with its byte-order mark, as Windows tools write
+    got, lab = grade.read_notebook(path)
+    assert lab == "99" and got[2].exercise == "standardize_rows" and "\ufffd" in got[2].source
+
+
+def test_an_exercise_that_calls_a_failed_earlier_one_says_so():
+    located = {"f": grade.Located("def f(): ...", 1), "g": grade.Located("def g(x):\n    return f(x) + 1", 2)}
+    outcomes = {"f": grade.Outcome("fail", check="values"), "g": grade.Outcome("fail", check="values")}
+    grade.note_earlier_failures(["f", "g"], located, outcomes)
+    assert "calls your `f`, which did not pass" in outcomes["g"].notes[0] and not outcomes["f"].notes
+
+
+def test_values_cross_as_arrays_never_as_pickles():
     value = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "n": (1, 2.5, np.int64(3)), "nan": float("nan"),
              "obj": np.array([object()], dtype=object), 3: [None, "s", True]}
     arrays = {}
-    meta = {"value": worker.encode(value, arrays)}
-    path = tmp_path / "r.npz"
-    fd = worker.os.open(path, worker.os.O_WRONLY | worker.os.O_CREAT)
-    worker.write_npz(fd, meta, arrays)
-    worker.os.close(fd)
-    got_meta, got_arrays = worker.read_npz(path)  # np.load(allow_pickle=False) inside
-    got = worker.decode(got_meta["value"], got_arrays)
+    meta = {"runs": [{"seed": 1, "cases": [{"output": wire.encode(value, arrays)}]}]}
+    got_meta, got_arrays = wire.unpack_result(wire.pack_result(meta, arrays))  # np.load(allow_pickle=False) inside
+    got = wire.decode(got_meta["runs"][0]["cases"][0]["output"], got_arrays)
     assert got["w"].dtype == np.float32 and np.array_equal(got["w"], value["w"])
     assert got["n"] == (1, 2.5, 3) and isinstance(got["n"][2], np.int64)
     assert np.isnan(got["nan"]) and got[3] == [None, "s", True]
-    assert isinstance(got["obj"], worker.Opaque) and "objects" in repr(got["obj"])
+    assert isinstance(got["obj"], wire.Opaque) and "objects" in repr(got["obj"])
+
+
+def test_notebook_check_and_grader_share_one_verdict():
+    from gan_course import verdict
+
+    def cases(rng):
+        return [{"x": rng.normal(size=n).astype(np.float32)} for n in (1, 3, 4, 7, 9)]
+
+    ex = checks.Exercise("double_it", "99", reference=lambda x: 2 * x, cases=cases, hint="multiply by 2")
+    case = cases(np.random.default_rng(0))[0]
+    wrong = lambda x: 3 * x  # noqa: E731
+    in_notebook = checks.run_checks(ex, wrong, [case])
+    in_grader = verdict.case_problem(2 * case["x"], wrong(**case), case, ex)
+    assert (in_notebook.layer, in_notebook.message) == in_grader
+    assert in_grader[1].endswith("Hint: multiply by 2")
+
+    def not_done(x):
+        raise NotImplementedError()
+
+    assert checks.run_checks(ex, not_done, [case]).message == verdict.NOT_DONE
+    assert verdict.explain_error({"type": "NotImplementedError", "message": ""}, "double_it") == ("fail", "runs", verdict.NOT_DONE)
+    assert checks.compare is verdict.compare and checks.CheckResult is verdict.CheckResult
 
 
 def test_feedback_reads_well():
@@ -435,7 +697,7 @@ def test_feedback_reads_well():
 
 
 # ----------------------------------------------------------------------------- the real labs
-REAL_LABS = sorted(p for p in (ROOT / "solutions").glob("0[12]_*.ipynb"))
+REAL_LABS = sorted(p for p in (ROOT / "solutions").glob("0[1-6]_*.ipynb"))
 
 
 @pytest.mark.real_lab

@@ -21,6 +21,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from gan_course.i18n import _
+
 WEIGHT_INIT = keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
 GAMMA_INIT = keras.initializers.RandomNormal(mean=1.0, stddev=0.02)
 LEAKY_SLOPE = 0.2
@@ -48,9 +50,9 @@ def first_map_size(image_size: int, num_upsamples: int) -> int:
     """Side of G's first feature map: the image side divided by 2 once per stride-2 layer."""
     size, rest = divmod(image_size, 2 ** num_upsamples)
     if rest or size < 1:
-        raise ValueError(
-            f"an image side of {image_size} cannot be reached from a whole feature map by "
-            f"{num_upsamples} stride-2 upsamplings; change the filters or the output stride"
+        raise ValueError(_(
+            "an image side of {size} cannot be reached from a whole feature map by "
+            "{n} stride-2 upsamplings; change the filters or the output stride").format(size=image_size, n=num_upsamples)
         )
     return size
 
@@ -113,7 +115,7 @@ def build_discriminator(image_shape=(28, 28, 1), d_filters=(64, 128), kernel_siz
 def build_dcgan(preset: str = "mnist", latent_dim: int = 100, **overrides) -> tuple[keras.Model, keras.Model]:
     """(generator, discriminator) of a preset; keyword arguments override its entries."""
     if preset not in PRESETS:
-        raise KeyError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+        raise KeyError(_("unknown preset {preset!r}; use one of {known}").format(preset=preset, known=", ".join(PRESETS)))
     config = {**PRESETS[preset], **overrides}
     generator = build_generator(latent_dim, **config)
     discriminator = build_discriminator(**config)
@@ -165,9 +167,9 @@ def build_conditional_dcgan(preset: str = "mnist", latent_dim: int = 100, num_cl
                             **overrides) -> tuple[keras.Model, keras.Model]:
     """(conditional generator, conditional discriminator) of a preset; keywords override its entries."""
     if preset not in PRESETS:
-        raise KeyError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+        raise KeyError(_("unknown preset {preset!r}; use one of {known}").format(preset=preset, known=", ".join(PRESETS)))
     if num_classes < 2:
-        raise ValueError(f"a conditional GAN needs at least 2 classes, not {num_classes}")
+        raise ValueError(_("a conditional GAN needs at least 2 classes, not {n}").format(n=num_classes))
     config = {**PRESETS[preset], **overrides}
     return (build_conditional_generator(latent_dim, num_classes, **config),
             build_conditional_discriminator(num_classes, **config))

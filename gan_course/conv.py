@@ -175,7 +175,7 @@ def _check_transpose(x, kernel, stride, padding, output_padding):
 
 def _check_zero_insert(x, stride):
     _square(x, "x")
-    _whole(stride, "the stride s", 1)
+    _whole(stride, _("the stride s"), 1)
 
 
 # Colours of the explorer and the figures (colour-blind safe "deep" palette).

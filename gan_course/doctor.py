@@ -222,7 +222,7 @@ def check_datasets() -> list[Finding]:
                 description=_(data.STANDINS[dataset.standin[0]][0])) \
                 if dataset.standin and dataset.standin[0] in data.STANDINS else ""
             findings.append(Finding(WARN, name, _("not downloaded yet{standin}").format(standin=standin),
-                                    f"{fetch} ({where})"))
+                                    _("{command} ({where})").format(command=fetch, where=where)))
         else:
             findings.append(Finding(OK, name, _("present, checksums verified ({folder})").format(
                 folder=data.dataset_dir(name))))

@@ -37,7 +37,7 @@ from keras import layers
 
 from gan_course import losses as gan_losses
 from gan_course.checks import exercise
-from gan_course.i18n import N_
+from gan_course.i18n import N_, _
 from gan_course.train import GAN, per_replica_scale
 
 NUM_CATEGORIES = 10
@@ -63,8 +63,9 @@ def _latent_cases(rng):
 
 def _static_rows(tensor, name, rank):
     if tensor.shape.rank is not None and tensor.shape.rank != rank:
-        raise ValueError(f"{name} must have {rank} dimension(s) (batch{', features' if rank == 2 else ''}); "
-                         f"got shape {tuple(tensor.shape)}")
+        axes = "(batch, features)" if rank == 2 else "(batch)"
+        raise ValueError(_("{name} must have {rank} dimension(s) {axes}; got shape {shape}").format(
+            name=name, rank=rank, axes=axes, shape=tuple(tensor.shape)))
     return tensor.shape[0]
 
 
@@ -75,11 +76,12 @@ def _check_latent_parts(categories, continuous, noise, num_categories):
              (("categories", categories, 1), ("continuous", continuous, 2), ("noise", noise, 2))}
     known = {v for v in sizes.values() if v is not None}
     if len(known) > 1:
-        raise ValueError(f"categories, continuous and noise must have the same batch size; got {sizes}")
+        raise ValueError(_("categories, continuous and noise must have the same batch size; got {sizes}").format(sizes=sizes))
     if tf.executing_eagerly() and tf.size(categories) > 0:
         low, high = int(tf.reduce_min(categories)), int(tf.reduce_max(categories))
         if low < 0 or high >= num_categories:
-            raise ValueError(f"categories must lie in [0, {num_categories}); got values from {low} to {high}")
+            raise ValueError(_("categories must lie in [0, {n}); got values from {low} to {high}").format(
+                n=num_categories, low=low, high=high))
 
 
 @exercise("05", cases=_latent_cases, validate=_check_latent_parts,
@@ -169,7 +171,8 @@ def acgan_generator_loss(fake_logits, fake_class_logits, fake_labels, use_loss_c
 def ablation_switches(name: str) -> tuple[bool, bool]:
     """(use_loss_cr, use_loss_cf) of an ablation named in `ACGAN_ABLATIONS`."""
     if name not in ACGAN_ABLATIONS:
-        raise KeyError(f"unknown AC-GAN ablation {name!r}; use one of {', '.join(map(repr, ACGAN_ABLATIONS))}")
+        raise KeyError(_("unknown AC-GAN ablation {name!r}; use one of {known}").format(
+            name=name, known=", ".join(map(repr, ACGAN_ABLATIONS))))
     return ACGAN_ABLATIONS[name]
 
 
@@ -177,13 +180,14 @@ def ablation_switches(name: str) -> tuple[bool, bool]:
 def _check_predictions(predicted, labels, num_classes):
     predicted, labels = np.asarray(predicted), np.asarray(labels)
     if predicted.ndim != 1 or predicted.shape != labels.shape:
-        raise ValueError(f"predicted and labels must be 1-D arrays of the same length; got shapes "
-                         f"{predicted.shape} and {labels.shape}")
+        raise ValueError(_("predicted and labels must be 1-D arrays of the same length; got shapes {a} and {b}").format(
+            a=predicted.shape, b=labels.shape))
     if predicted.size == 0:
-        raise ValueError("no predictions to match")
+        raise ValueError(_("no predictions to match"))
     for name, values in (("predicted", predicted), ("labels", labels)):
         if values.min() < 0 or values.max() >= num_classes:
-            raise ValueError(f"{name} must lie in [0, {num_classes}); got values from {values.min()} to {values.max()}")
+            raise ValueError(_("{name} must lie in [0, {n}); got values from {low} to {high}").format(
+                name=name, n=num_classes, low=values.min(), high=values.max()))
     return predicted.astype(np.int64), labels.astype(np.int64)
 
 
@@ -238,7 +242,8 @@ def build_generator(latent_dim: int, widths=(1024, 128, 64), image_shape=(28, 28
     fc, channels, up = widths
     height, width, out_channels = image_shape
     if height % 4 or width % 4:
-        raise ValueError(f"two stride-2 up-convolutions need image sides divisible by 4; got {image_shape}")
+        raise ValueError(_("two stride-2 up-convolutions need image sides divisible by 4; got {shape}").format(
+            shape=image_shape))
     latent = keras.Input((latent_dim,), name="latent")
     x = layers.Dense(fc, use_bias=False, kernel_initializer=WEIGHT_INIT, name="fc")(latent)
     x = layers.ReLU(name="fc_relu")(_batch_norm("fc_bn")(x))
@@ -333,8 +338,9 @@ class InfoGAN(GAN):
                  info_loss_fn=information_loss, trunk_learns_info: bool = False, **kwargs):
         latent_dim = num_categories + num_continuous + noise_dim
         if generator.input_shape[-1] != latent_dim:
-            raise ValueError(f"G takes {generator.input_shape[-1]} inputs; the latent has {num_categories} + "
-                             f"{num_continuous} + {noise_dim} = {latent_dim}")
+            raise ValueError(_("G takes {inputs} inputs; the latent has {categories} + {continuous} + {noise} = {total}").format(
+                inputs=generator.input_shape[-1], categories=num_categories, continuous=num_continuous,
+                noise=noise_dim, total=latent_dim))
         super().__init__(generator, discriminator, latent_dim=latent_dim, loss="non_saturating", **kwargs)
         self.q_head = q_head
         self.trunk = discriminator.get_layer("trunk")
@@ -499,8 +505,8 @@ class ACGAN(GAN):
                  d_loss_fn=acgan_discriminator_loss, **kwargs):
         latent_dim = num_classes + noise_dim
         if generator.input_shape[-1] != latent_dim:
-            raise ValueError(f"G takes {generator.input_shape[-1]} inputs; the latent has {num_classes} + "
-                             f"{noise_dim} = {latent_dim}")
+            raise ValueError(_("G takes {inputs} inputs; the latent has {classes} + {noise} = {total}").format(
+                inputs=generator.input_shape[-1], classes=num_classes, noise=noise_dim, total=latent_dim))
         super().__init__(generator, discriminator, latent_dim=latent_dim, loss="non_saturating", **kwargs)
         self.ablation = ablation
         self.use_loss_cr, self.use_loss_cf = ablation_switches(ablation)
@@ -619,7 +625,7 @@ def code_sweep(generate_codes, code: int, values, num_categories: int = NUM_CATE
     through that code.  Returns images (rows * len(values), H, W, C) in row-major order.
     """
     if not 0 <= code < num_continuous:
-        raise ValueError(f"code must be in [0, {num_continuous}); got {code}")
+        raise ValueError(_("code must be in [0, {n}); got {code}").format(n=num_continuous, code=code))
     values = np.asarray(values, np.float32)
     rows = np.arange(num_categories) if row_order is None else np.asarray(row_order)
     categories = np.repeat(rows, len(values))

@@ -657,38 +657,48 @@ def explain_ablation(results: dict, chance: float = 1 / NUM_CATEGORIES) -> str:
 
     def versus(value, reference):
         if abs(value - reference) < 0.05:
-            return "about the same as"
-        return "above" if value > reference else "below"
+            return _("about the same as the full model")
+        return _("above the full model") if value > reference else _("below the full model")
 
     def near_chance(value):
-        return "close to chance" if value < chance + 0.1 else f"{value / chance:.1f} times chance"
+        return _("close to chance") if value < chance + 0.1 else _("{ratio:.1f} times chance").format(ratio=value / chance)
 
+    if no_cr["matched accuracy"] >= 0.8:
+        verdict = _("The classes are distinct digits under other names: the link to the real labels is what "
+                    "loss_cr carries.")
+    elif no_cr["matched accuracy"] > no_cr["accuracy"] + 0.1:
+        verdict = _("Many classes are distinct digits under other names (some share a digit): the link to the real "
+                    "labels is what loss_cr carries.")
+    else:
+        verdict = _("Here the permutation explains little of the gap: the classes are not yet distinct digits.")
     lines = [
-        f"- **full** (loss_cr + loss_cf): {full['accuracy']:.0%} of the samples are classified as the class "
-        f"they were generated for (chance is {chance:.0%}).",
-        f"- **drop loss_cf**: G is never told which class it drew, so the class input is just more noise to it: "
-        f"{no_cf['accuracy']:.0%} ({near_chance(no_cf['accuracy'])}), {versus(no_cf['accuracy'], full['accuracy'])} "
-        f"the full model. D still learns real classes from loss_cr, but nothing passes that knowledge to G.",
-        f"- **drop loss_cr**: D never sees a real label, so it only learns to tell G's classes apart, and G "
-        f"only has to make them tell-apart-able: {no_cr['accuracy']:.0%} are classified as the asked-for digit "
-        f"({near_chance(no_cr['accuracy'])}), but matching classes to digits one-to-one (the best "
-        f"permutation) gives {no_cr['matched accuracy']:.0%}. "
-        + ("The classes are distinct digits under other names: the link to the real labels is what loss_cr carries."
-           if no_cr["matched accuracy"] >= 0.8 else
-           "Many classes are distinct digits under other names (some share a digit): the link to the real labels "
-           "is what loss_cr carries." if no_cr["matched accuracy"] > no_cr["accuracy"] + 0.1 else
-           "Here the permutation explains little of the gap: the classes are not yet distinct digits."),
+        _("- **full** (loss_cr + loss_cf): {accuracy:.0%} of the samples are classified as the class they were "
+          "generated for (chance is {chance:.0%}).").format(accuracy=full["accuracy"], chance=chance),
+        _("- **drop loss_cf**: G is never told which class it drew, so the class input is just more noise to it: "
+          "{accuracy:.0%} ({near_chance}), {versus}. D still learns real classes from loss_cr, but nothing passes "
+          "that knowledge to G.").format(accuracy=no_cf["accuracy"], near_chance=near_chance(no_cf["accuracy"]),
+                                         versus=versus(no_cf["accuracy"], full["accuracy"])),
+        _("- **drop loss_cr**: D never sees a real label, so it only learns to tell G's classes apart, and G only has "
+          "to make them tell-apart-able: {accuracy:.0%} are classified as the asked-for digit ({near_chance}), but "
+          "matching classes to digits one-to-one (the best permutation) gives {matched:.0%}. {verdict}").format(
+            accuracy=no_cr["accuracy"], near_chance=near_chance(no_cr["accuracy"]),
+            matched=no_cr["matched accuracy"], verdict=verdict),
     ]
     if all("final loss_cr" in r for r in (full, no_cr, no_cf)):
-        lines.append(f"- loss_cr at the end: {full['final loss_cr']:.2f} (full), {no_cr['final loss_cr']:.2f} (drop "
-                     f"loss_cr), {no_cf['final loss_cr']:.2f} (drop loss_cf) nats; ln 10 = {math.log(10):.2f} is a "
-                     "uniform guess, and above it D's class head is confidently wrong about real digits.")
+        lines.append(_("- loss_cr at the end: {full:.2f} (full), {no_cr:.2f} (drop loss_cr), {no_cf:.2f} (drop "
+                       "loss_cf) nats; ln 10 = {uniform:.2f} is a uniform guess, and above it D's class head is "
+                       "confidently wrong about real digits.").format(
+            full=full["final loss_cr"], no_cr=no_cr["final loss_cr"], no_cf=no_cf["final loss_cr"], uniform=math.log(10)))
     if all("frechet" in r for r in (full, no_cr, no_cf)):
         named = {"full": full, "drop loss_cr": no_cr, "drop loss_cf": no_cf}
         best = min(named, key=lambda name: named[name]["frechet"])
-        lines.append("- Fréchet distance to real test digits (lower is better): "
-                     + ", ".join(f"{r['frechet']:.1f} ({name})" for name, r in named.items())
-                     + f". The most realistic-looking set comes from **{best}**"
-                     + (": without a class term G spends all its effort on looking real, which on a short budget "
-                        "costs the conditioned runs some image quality." if best == "drop loss_cf" else "."))
+        scores = ", ".join(f"{r['frechet']:.1f} ({name})" for name, r in named.items())
+        if best == "drop loss_cf":
+            lines.append(_("- Fréchet distance to real test digits (lower is better): {scores}. The most "
+                           "realistic-looking set comes from **{best}**: without a class term G spends all its effort "
+                           "on looking real, which on a short budget costs the conditioned runs some image quality."
+                           ).format(scores=scores, best=best))
+        else:
+            lines.append(_("- Fréchet distance to real test digits (lower is better): {scores}. The most "
+                           "realistic-looking set comes from **{best}**.").format(scores=scores, best=best))
     return "\n".join(lines)

@@ -245,9 +245,11 @@ def guideline_checks(generator: keras.Model, discriminator: keras.Model) -> list
     d_down = [l for l in d if isinstance(l, layers.Conv2D) and not isinstance(l, layers.Conv2DTranspose)]
     strided = (any(max(l.strides) > 1 for l in g_up) and any(max(l.strides) > 1 for l in d_down)
                and not pooling)
-    results = [("1. strided convolutions, no pooling", strided,
-                f"G: {sum(max(l.strides) > 1 for l in g_up)} strided transposed conv; "
-                f"D: {sum(max(l.strides) > 1 for l in d_down)} strided conv; pooling/upsampling layers: {pooling or 'none'}")]
+    none = _("none")
+    results = [(_("1. strided convolutions, no pooling"), strided,
+                _("G: {g} strided transposed conv; D: {d} strided conv; pooling/upsampling layers: {pooling}").format(
+                    g=sum(max(l.strides) > 1 for l in g_up), d=sum(max(l.strides) > 1 for l in d_down),
+                    pooling=pooling or none))]
 
     g_weighted = [i for i, l in enumerate(g) if isinstance(l, (layers.Dense, layers.Conv2DTranspose, layers.Conv2D))]
     d_weighted = [i for i, l in enumerate(d) if isinstance(l, (layers.Dense, layers.Conv2D))]
@@ -257,22 +259,24 @@ def guideline_checks(generator: keras.Model, discriminator: keras.Model) -> list
     d_input_bn = bool(d_convs) and _followed_by_batch_norm(d, d_convs[0])
     d_missing = [d[i].name for i in d_convs[1:] if not _followed_by_batch_norm(d, i)]
     ok = not (g_missing or g_output_bn or d_input_bn or d_missing)
-    results.append(("2. batch norm except G output and D input", ok,
-                    f"without BN: {g_missing + d_missing or 'none'}; G output BN: {g_output_bn}; D input BN: {d_input_bn}"))
+    results.append((_("2. batch norm except G output and D input"), ok,
+                    _("without BN: {missing}; G output BN: {g_output}; D input BN: {d_input}").format(
+                        missing=g_missing + d_missing or none, g_output=g_output_bn, d_input=d_input_bn)))
 
     g_dense = [i for i, l in enumerate(g) if isinstance(l, layers.Dense)]
     d_dense = [i for i, l in enumerate(d) if isinstance(l, layers.Dense)]
     hidden = [g[i].name for i in g_dense if i != 0] + [d[i].name for i in d_dense if i != len(d) - 1]
-    results.append(("3. no fully connected hidden layers", not hidden,
-                    f"Dense layers other than G's projection of z and D's output: {hidden or 'none'}"))
+    results.append((_("3. no fully connected hidden layers"), not hidden,
+                    _("Dense layers other than G's projection of z and D's output: {layers}").format(layers=hidden or none)))
 
     g_acts = [a for a in map(_activation_of, g) if a]
     ok = bool(g_acts) and g_acts[-1] == "tanh" and all(a == "relu" for a in g_acts[:-1])
-    results.append(("4. ReLU in G, tanh at its output", ok, f"G activations: {sorted(set(g_acts[:-1]))} then {g_acts[-1:]}"))
+    results.append((_("4. ReLU in G, tanh at its output"), ok, _("G activations: {hidden} then {output}").format(
+        hidden=sorted(set(g_acts[:-1])), output=g_acts[-1:])))
 
     d_acts = [a for a in map(_activation_of, d) if a]
     ok = bool(d_acts) and all(a == "leaky_relu" for a in d_acts)
-    results.append(("5. LeakyReLU in D", ok, f"D activations: {sorted(set(d_acts))}"))
+    results.append((_("5. LeakyReLU in D"), ok, _("D activations: {activations}").format(activations=sorted(set(d_acts)))))
     return results
 
 

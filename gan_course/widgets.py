@@ -115,8 +115,8 @@ class _Explorer:
         except Exception as err:  # anything the generator or the student's code raises
             self.error = f"{type(err).__name__}: {err}"
             where = traceback.extract_tb(err.__traceback__)[-1]
-            self.output.append_stdout(f"⚠ the redraw failed: {self.error}\n"
-                                      f"  (in {where.name}, {where.filename.rsplit('/', 1)[-1]}:{where.lineno})\n")
+            self.output.append_stdout(_("⚠ the redraw failed: {error}\n  (in {function}, {file}:{line})\n").format(
+                error=self.error, function=where.name, file=where.filename.rsplit("/", 1)[-1], line=where.lineno))
             return False
         if self.error is not None:
             self.error = None

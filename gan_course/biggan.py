@@ -47,7 +47,7 @@ from keras import layers, ops
 
 from gan_course import metrics
 from gan_course.checks import exercise
-from gan_course.i18n import N_
+from gan_course.i18n import N_, _
 from gan_course.train import ConditionalGAN
 
 ORTHO_STRENGTH = 1e-4  # BigGAN's beta
@@ -154,7 +154,7 @@ class SelfAttention(layers.Layer):
     def build(self, input_shape):
         channels = input_shape[-1]
         if channels < 8:
-            raise ValueError(f"self-attention needs at least 8 channels, not {channels}")
+            raise ValueError(_("self-attention needs at least 8 channels, not {n}").format(n=channels))
         self.query = spectral_norm(layers.Conv2D(channels // 8, 1, use_bias=False), name="query")
         self.key = spectral_norm(layers.Conv2D(channels // 8, 1, use_bias=False), name="key")
         self.value = spectral_norm(layers.Conv2D(channels // 2, 1, use_bias=False), name="value")
@@ -332,7 +332,7 @@ def block_widths(image_size: int, ch: int):
     while side % 2 == 0 and side // 2 >= 4:
         side, blocks = side // 2, blocks + 1
     if blocks == 0:
-        raise ValueError(f"an image side of {image_size} cannot be halved to a map of at least 4")
+        raise ValueError(_("an image side of {size} cannot be halved to a map of at least 4").format(size=image_size))
     return side, [ch * min(4, 2 ** (blocks - i)) for i in range(blocks + 1)]
 
 
@@ -350,11 +350,11 @@ def build_biggan_generator(latent_dim: int = 96, num_classes: int = 10, image_sh
     attention_resolution = height // 2 if attention_resolution is None else attention_resolution
     side, widths = block_widths(height, ch)
     if width != height:
-        raise ValueError("square images only")
+        raise ValueError(_("square images only"))
     num_blocks = len(widths) - 1
     chunks = [len(c) for c in np.array_split(np.arange(latent_dim), num_blocks + 1)]
     if min(chunks) == 0:
-        raise ValueError(f"latent_dim must be at least {num_blocks + 1} to give every stage a chunk of z")
+        raise ValueError(_("latent_dim must be at least {n} to give every stage a chunk of z").format(n=num_blocks + 1))
 
     z = keras.Input(shape=(latent_dim,), name="z")
     y = keras.Input(shape=(), dtype="int32", name="label")
@@ -538,7 +538,7 @@ def truncated_normal(shape, threshold: float | None, seed=None) -> np.ndarray:
     if threshold is None:
         return z
     if threshold <= 0:
-        raise ValueError(f"threshold must be positive, not {threshold}")
+        raise ValueError(_("threshold must be positive, not {threshold}").format(threshold=threshold))
     while np.any(np.abs(z) > threshold):
         draws = rng.standard_normal((4, *z.shape)).astype(np.float32)
         z = np.asarray(truncated_normal_sample(z, threshold, draws))
@@ -670,17 +670,19 @@ class PretrainedBigGAN:
     def __init__(self, module, handle: str = BIGGAN_DEEP_HANDLE):
         self.module, self.handle = module, handle
         if "default" not in module.signatures:
-            raise ValueError(f"{handle} has no 'default' signature (it has {sorted(module.signatures)})")
+            raise ValueError(_("{handle} has no 'default' signature (it has {signatures})").format(
+                handle=handle, signatures=sorted(module.signatures)))
         self.signature = module.signatures["default"]
         specs = self.signature.structured_input_signature[1]
         if set(specs) != self.INPUTS:
-            raise ValueError(f"{handle}'s default signature takes {sorted(specs)}, not {sorted(self.INPUTS)}")
+            raise ValueError(_("{handle}'s default signature takes {inputs}, not {expected}").format(
+                handle=handle, inputs=sorted(specs), expected=sorted(self.INPUTS)))
         self.num_classes, self.latent_dim = int(specs["y"].shape[-1]), int(specs["z"].shape[-1])
 
     def sample_z(self, count: int, truncation: float, seed=0) -> np.ndarray:
         """z for the module: truncation x a normal truncated to [-2, 2] (as the module's own demo)."""
         if not 0 < truncation <= 1:
-            raise ValueError(f"BigGAN-deep's truncation is in (0, 1], not {truncation}")
+            raise ValueError(_("BigGAN-deep's truncation is in (0, 1], not {truncation}").format(truncation=truncation))
         return truncation * truncated_normal((count, self.latent_dim), 2.0, seed)
 
     def one_hot(self, labels) -> np.ndarray:
@@ -688,7 +690,8 @@ class PretrainedBigGAN:
         if labels.ndim == 2:  # already class vectors (a mix of two classes, say)
             return labels.astype(np.float32)
         if labels.min() < 0 or labels.max() >= self.num_classes:
-            raise ValueError(f"class indices must be in [0, {self.num_classes}); got {labels.min()}..{labels.max()}")
+            raise ValueError(_("class indices must be in [0, {n}); got {low}..{high}").format(
+                n=self.num_classes, low=labels.min(), high=labels.max()))
         return np.eye(self.num_classes, dtype=np.float32)[labels]
 
     def generate(self, labels, truncation: float = 0.5, seed=0, z=None) -> np.ndarray:

@@ -23,7 +23,7 @@ def _root() -> Path:
 
 
 def cmd_release(args) -> int:
-    from gan_course.release import ReleaseError, release
+    from gan_course.release import CATALOGUES, ReleaseError, release
 
     root = _root()
     solutions = Path(args.solutions or root / "solutions")
@@ -40,7 +40,14 @@ def cmd_release(args) -> int:
         if problems:
             print(_("labs/ is out of sync with solutions/: run `gan-course release` and commit."), file=sys.stderr)
             return 1
-        print(_("labs/ matches solutions/ ({n} notebooks).").format(n=len(list(solutions.glob("[0-9][0-9]_*.ipynb")))))
+        n = len(list(solutions.glob("[0-9][0-9]_*.ipynb")))
+        # release() checks the translated editions when their catalogues are there.
+        editions = args.update_catalogues or Path(args.catalogues or solutions.parent / CATALOGUES).is_dir()
+        if editions:
+            print(_("labs/ matches solutions/ ({n} notebooks), and so do the Chinese edition (labs/zh/, solutions/zh/) "
+                    "and the expected outputs (labs/expected/).").format(n=n))
+        else:
+            print(_("labs/ matches solutions/ ({n} notebooks), and so do the expected outputs (labs/expected/).").format(n=n))
         return 0
     print(_("wrote student notebooks to {folder}").format(folder=labs))
     return 1 if problems else 0
@@ -82,20 +89,23 @@ def cmd_mirror(args) -> int:
     try:
         laid, missing = data.lay_out_mirror(folder)
     except OSError as err:
-        print(f"gan-course mirror: cannot write {folder} ({err.strerror or err})", file=sys.stderr)
+        print(_("gan-course mirror: cannot write {folder} ({reason})").format(folder=folder, reason=err.strerror or err),
+              file=sys.stderr)
         return 2
-    print(f"Laid out {len(laid)} verified file(s) from {data.cache_dir()} in {folder}:")
+    print(_("Laid out {n} verified file(s) from {cache} in {folder}:").format(n=len(laid), cache=data.cache_dir(),
+                                                                             folder=folder))
     for name in laid:
         print(f"  {name}")
     if missing:
-        print(f"Not in this cache, so not on the mirror: {', '.join(missing)}")
-        print("  (fetch them first: `gan-course download`, `gan-course download hub` for the BigGAN-deep module)")
+        print(_("Not in this cache, so not on the mirror: {files}").format(files=", ".join(missing)))
+        print(_("  (fetch them first: `gan-course download`, `gan-course download hub` for the BigGAN-deep module)"))
     if not laid:
         return 1
-    print("Serve the folder with any static web server, for example:")
+    print(_("Serve the folder with any static web server, for example:"))
     print(f"  python -m http.server {args.port} --directory {folder}")
-    print("and point every student's environment at it (it is tried before the public sources):")
-    print(f"  export {data.ENV_MIRRORS}=http://<this server's address>:{args.port}")
+    print(_("and point every student's environment at it (it is tried before the public sources):"))
+    print("  " + _("export {variable}=http://<this server's address>:{port}").format(variable=data.ENV_MIRRORS,
+                                                                                   port=args.port))
     return 0
 
 

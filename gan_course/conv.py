@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gan_course.checks import exercise
+from gan_course.i18n import N_, _
 
 # ----------------------------------------------------------------------------- the rules, checked once
 @dataclass(frozen=True)
@@ -36,14 +37,23 @@ class Geometry:
     def explicit_p(self) -> int:
         """p as a number of zeros on every side ("valid" is 0); "same" has no single p."""
         if self.p == "same":
-            raise ValueError(f"this takes an integer padding p (or 'valid'); 'same' pads {self.pads[0]} before "
-                             f"and {self.pads[1]} after here, so give p explicitly")
+            raise ValueError(_("this takes an integer padding p (or 'valid'); 'same' pads {before} before "
+                               "and {after} after here, so give p explicitly").format(
+                before=self.pads[0], after=self.pads[1]))
         return 0 if self.p == "valid" else self.p
 
 
-PADDING_RULE = "padding p must be an integer ≥ 0 or one of the names 'same' and 'valid' (in any case)"
-CONV_RULE = "o = floor((i + 2p - k)/s) + 1 must be ≥ 1"
-TRANSPOSED_RULE = "o' = s(i' - 1) + a + k - 2p must be ≥ 1"
+PADDING_RULE = N_("padding p must be an integer ≥ 0 or one of the names 'same' and 'valid' (in any case)")
+CONV_RULE = N_("o = floor((i + 2p - k)/s) + 1 must be ≥ 1")
+TRANSPOSED_RULE = N_("o' = s(i' - 1) + a + k - 2p must be ≥ 1")
+
+
+class NoOutputPixel(ValueError):
+    """Arguments that leave no output pixel; `rule` is the rule they break (in the reader's language)."""
+
+    def __init__(self, message: str, rule: str):
+        super().__init__(message)
+        self.rule = rule
 
 
 def _whole(value, name: str, least: int) -> int:
@@ -51,9 +61,10 @@ def _whole(value, name: str, least: int) -> int:
         if isinstance(value, (float, np.floating)) and float(value).is_integer():
             value = int(value)
         else:
-            raise ValueError(f"{name} must be an integer ≥ {least}, not {value!r}")
+            raise ValueError(_("{name} must be an integer ≥ {least}, not {value!r}").format(
+                name=name, least=least, value=value))
     if value < least:
-        raise ValueError(f"{name} must be an integer ≥ {least}, not {value}")
+        raise ValueError(_("{name} must be an integer ≥ {least}, not {value}").format(name=name, least=least, value=value))
     return int(value)
 
 
@@ -65,41 +76,43 @@ def conv_geometry(i, k, s=1, p=0, output_padding=0, transposed=False) -> Geometr
     Every public helper of this module checks its arguments here, so a bad argument is a
     ValueError that states the rule it breaks, never an error from inside NumPy or TensorFlow.
     """
-    i = _whole(i, "the input side i" + ("'" if transposed else ""), 1)
-    k = _whole(k, "the kernel side k", 1)
-    s = _whole(s, "the stride s", 1)
+    i = _whole(i, _("the input side i'") if transposed else _("the input side i"), 1)
+    k = _whole(k, _("the kernel side k"), 1)
+    s = _whole(s, _("the stride s"), 1)
     if isinstance(p, str):
         if p.lower() not in ("same", "valid"):
-            raise ValueError(f"{PADDING_RULE}, not {p!r}")
+            raise ValueError(_("{rule}, not {p!r}").format(rule=_(PADDING_RULE), p=p))
         p = p.lower()
     else:
         try:
-            p = _whole(p, "padding p", 0)
+            p = _whole(p, _("padding p"), 0)
         except ValueError:
-            raise ValueError(f"{PADDING_RULE}, not {p!r}") from None
-    a = _whole(output_padding, "the output padding a", 0)
+            raise ValueError(_("{rule}, not {p!r}").format(rule=_(PADDING_RULE), p=p)) from None
+    a = _whole(output_padding, _("the output padding a"), 0)
     if not transposed:
         if a:
-            raise ValueError(f"output padding a applies to a transposed convolution only (a = {a})")
+            raise ValueError(_("output padding a applies to a transposed convolution only (a = {a})").format(a=a))
         pad = 0 if p in ("same", "valid") else p
         if p != "same" and i + 2 * pad < k:
-            raise ValueError(f"no output pixel: {CONV_RULE}, but i = {i}, k = {k}, s = {s}, p = {pad} leave none "
-                             f"(the kernel is larger than the padded input: k > i + 2p)")
+            raise NoOutputPixel(_("no output pixel: {rule}, but i = {i}, k = {k}, s = {s}, p = {p} leave none "
+                                  "(the kernel is larger than the padded input: k > i + 2p)").format(
+                rule=_(CONV_RULE), i=i, k=k, s=s, p=pad), _(CONV_RULE))
         o = _keras_side(i, k, s, p, 0, False)
         total = max((o - 1) * s + k - i, 0) if p == "same" else 2 * pad
         return Geometry(i, k, s, p, 0, False, o, (total // 2, total - total // 2))
     if a >= s:
-        raise ValueError(f"output padding a must be smaller than the stride: 0 ≤ a < s, but a = {a}, s = {s} "
-                         "(a picks one of the s input sides a strided convolution maps to the same output; "
-                         "TensorFlow refuses a ≥ s)")
+        raise ValueError(_("output padding a must be smaller than the stride: 0 ≤ a < s, but a = {a}, s = {s} "
+                           "(a picks one of the s input sides a strided convolution maps to the same output; "
+                           "TensorFlow refuses a ≥ s)").format(a=a, s=s))
     if p == "same" and a:
-        raise ValueError(f"output padding a goes with an integer p; with 'same' the output side is s·i' "
-                         f"= {s * i} (a = {a})")
+        raise ValueError(_("output padding a goes with an integer p; with 'same' the output side is s·i' "
+                           "= {side} (a = {a})").format(side=s * i, a=a))
     pad = 0 if p in ("same", "valid") else p
     o = _keras_side(i, k, s, p, a, True)
     if o < 1:
-        raise ValueError(f"no output pixel: {TRANSPOSED_RULE}, but i' = {i}, k = {k}, s = {s}, p = {pad}, a = {a} "
-                         f"give o' = {o} (the padding crops away every pixel: 2p ≥ s(i' - 1) + a + k)")
+        raise NoOutputPixel(_("no output pixel: {rule}, but i' = {i}, k = {k}, s = {s}, p = {p}, a = {a} "
+                              "give o' = {o} (the padding crops away every pixel: 2p ≥ s(i' - 1) + a + k)").format(
+            rule=_(TRANSPOSED_RULE), i=i, k=k, s=s, p=pad, a=a, o=o), _(TRANSPOSED_RULE))
     total = max((i - 1) * s + k - o, 0) if p == "same" else 2 * pad
     return Geometry(i, k, s, p, a, True, o, (total // 2, total - total // 2))
 
@@ -123,17 +136,18 @@ def _keras_side(i, k, s, p, a, transposed) -> int:
 def _square(x, name: str) -> np.ndarray:
     x = np.asarray(x, np.float32)
     if x.ndim != 2 or x.shape[0] != x.shape[1] or x.shape[0] < 1:
-        raise ValueError(f"{name} must be a square 2-D array (side, side), not of shape {x.shape}")
+        raise ValueError(_("{name} must be a square 2-D array (side, side), not of shape {shape}").format(
+            name=name, shape=x.shape))
     return x
 
 
-INTEGER_PADDING_RULE = ("{name} takes an integer padding p: give p = 0 for 'valid', and the zeros "
-                        "that same_padding(i, k, s) gives for 'same'")
+INTEGER_PADDING_RULE = N_("{name} takes an integer padding p: give p = 0 for 'valid', and the zeros "
+                          "that same_padding(i, k, s) gives for 'same'")
 
 
 def _integer_padding(name: str, padding) -> None:
     if isinstance(padding, str):
-        raise ValueError(f"{INTEGER_PADDING_RULE.format(name=name)}, not {padding!r}")
+        raise ValueError(_("{rule}, not {p!r}").format(rule=_(INTEGER_PADDING_RULE).format(name=name), p=padding))
 
 
 # The input rules of the lab's exercises, checked when library code calls them (the
@@ -161,7 +175,7 @@ def _check_transpose(x, kernel, stride, padding, output_padding):
 
 def _check_zero_insert(x, stride):
     _square(x, "x")
-    _whole(stride, "the stride s", 1)
+    _whole(stride, _("the stride s"), 1)
 
 
 # Colours of the explorer and the figures (colour-blind safe "deep" palette).
@@ -178,7 +192,7 @@ def _size_cases(rng):
         {"i": 7, "k": 3, "s": 2, "p": "same"},
         {"i": 6, "k": 4, "s": 3, "p": "valid"},
     ]
-    for _ in range(8):
+    for _case in range(8):
         k = int(rng.integers(1, 8))
         p = int(rng.integers(0, k))
         padding = ["valid", "same", p][int(rng.integers(0, 3))]
@@ -188,7 +202,7 @@ def _size_cases(rng):
 
 
 @exercise("02", cases=_size_cases, validate=_check_output_size,
-          hint="an int p or 'valid' (p = 0): floor((i + 2p - k) / s) + 1 (use //); 'same': ceil(i / s) = -(-i // s).")
+          hint=N_("an int p or 'valid' (p = 0): floor((i + 2p - k) / s) + 1 (use //); 'same': ceil(i / s) = -(-i // s)."))
 def conv_output_size(i, k, s=1, p=0):
     """Output side of a convolution as tf.nn.conv2d computes it.
 
@@ -205,7 +219,7 @@ def same_padding(i, k, s=1):
 # ----------------------------------------------------------------------------- the matrix C
 def _matrix_cases(rng):
     shapes = [(4, 3, 1, 0), (1, 1, 1, 0), (5, 3, 2, 1), (5, 2, 1, 1), (7, 4, 3, 0), (3, 3, 2, 2)]
-    for _ in range(4):
+    for _case in range(4):
         k = int(rng.integers(1, 6))
         p = int(rng.integers(0, k))
         shapes.append((int(rng.integers(max(1, k - 2 * p), 10)), k, int(rng.integers(1, 4)), p))
@@ -216,8 +230,8 @@ def _matrix_cases(rng):
 
 
 @exercise("02", cases=_matrix_cases, validate=_check_matrix,
-          hint="row r*o + c of C is output pixel (r, c); kernel[a, b] goes to column y*i + x with "
-               "y = r*s - p + a, x = c*s - p + b, skipped when (y, x) falls on the padding.")
+          hint=N_("row r*o + c of C is output pixel (r, c); kernel[a, b] goes to column y*i + x with "
+                  "y = r*s - p + a, x = c*s - p + b, skipped when (y, x) falls on the padding."))
 def conv_matrix(kernel, input_size, stride=1, padding=0):
     """The (o*o, i*i) float32 matrix C with C @ x.ravel() == conv2d(x).ravel() (stride s, p zeros)."""
 
@@ -231,7 +245,7 @@ def _transposed_cases(rng):
         {"i": 7, "k": 5, "s": 2, "p": 2, "output_padding": 1},  # DCGAN: 7 -> 14
         {"i": 3, "k": 4, "s": 3, "p": 1, "output_padding": 2},
     ]
-    for _ in range(8):
+    for _case in range(8):
         s, k = int(rng.integers(1, 5)), int(rng.integers(1, 8))
         cases.append({"i": int(rng.integers(1, 20)), "k": k, "s": s, "p": int(rng.integers(0, (k + 1) // 2)),
                       "output_padding": int(rng.integers(0, s))})
@@ -239,7 +253,7 @@ def _transposed_cases(rng):
 
 
 @exercise("02", cases=_transposed_cases, validate=_check_transposed_size,
-          hint="o' = s (i' - 1) + a + k - 2p, with a = output_padding.")
+          hint=N_("o' = s (i' - 1) + a + k - 2p, with a = output_padding."))
 def transposed_output_size(i, k, s=1, p=0, output_padding=0):
     """Output side o' of a transposed convolution with input side i' = i (Dumoulin & Visin).
 
@@ -259,7 +273,7 @@ def output_padding_to_invert(i, k, s=1, p=0):
 
 def _transpose_cases(rng):
     settings = [(2, 3, 1, 0, 0), (1, 1, 1, 0, 0), (3, 3, 2, 1, 0), (3, 3, 2, 0, 1), (4, 4, 2, 1, 0), (1, 2, 3, 0, 2)]
-    for _ in range(4):
+    for _case in range(4):
         s, k = int(rng.integers(1, 4)), int(rng.integers(1, 6))
         settings.append((int(rng.integers(1, 7)), k, s, int(rng.integers(0, (k + 1) // 2)), int(rng.integers(0, s))))
     return [
@@ -270,8 +284,8 @@ def _transpose_cases(rng):
 
 
 @exercise("02", cases=_transpose_cases, validate=_check_transpose,
-          hint="the output side is o' = transposed_output_size(i', k, s, p, a); build C for the forward "
-               "convolution of an o' x o' input, then reshape C.T @ x.ravel() to (o', o').")
+          hint=N_("the output side is o' = transposed_output_size(i', k, s, p, a); build C for the forward "
+                  "convolution of an o' x o' input, then reshape C.T @ x.ravel() to (o', o')."))
 def conv_transpose_via_matrix(x, kernel, stride=1, padding=0, output_padding=0):
     """Transposed convolution of x (i', i') as C^T x: the (o', o') float32 array tf.nn.conv2d_transpose gives."""
 
@@ -279,12 +293,13 @@ def conv_transpose_via_matrix(x, kernel, stride=1, padding=0, output_padding=0):
 # ----------------------------------------------------------------------------- zero insertion
 def _zero_insert_cases(rng):
     settings = [(3, 2), (1, 3), (2, 1), (4, 3), (5, 2)] + [(int(rng.integers(1, 9)), int(rng.integers(1, 5)))
-                                                           for _ in range(4)]
+                                                           for _case in range(4)]
     return [{"x": rng.normal(size=(n, n)).astype(np.float32), "stride": s} for n, s in settings]
 
 
 @exercise("02", cases=_zero_insert_cases, validate=_check_zero_insert,
-          hint="the result has side (n - 1) * stride + 1; start from zeros and fill every stride-th row and column.")
+          hint=N_("the result has side (n - 1) * stride + 1; start from zeros and fill every stride-th row and "
+                  "column."))
 def zero_insert(x, stride):
     """x (n, n) with stride - 1 zeros put between neighbouring pixels: ((n-1)*stride + 1)^2, float32."""
 
@@ -350,7 +365,8 @@ def input_gradient(y_grad, kernel, input_size, stride=1, padding=0):
     g = conv_geometry(input_size, kernel.shape[0], stride, padding)
     y_grad = np.asarray(y_grad, np.float32)
     if y_grad.shape != (g.o, g.o):
-        raise ValueError(f"y_grad must have the output's shape (o, o) = ({g.o}, {g.o}), not {y_grad.shape}")
+        raise ValueError(_("y_grad must have the output's shape (o, o) = ({o}, {o}), not {shape}").format(
+            o=g.o, shape=y_grad.shape))
     x = tf.Variable(tf.zeros((1, g.i, g.i, 1)))
     w = tf.constant(kernel[:, :, None, None])
     with tf.GradientTape() as tape:
@@ -381,19 +397,20 @@ def checkerboard_figure(i=4, k=3, s=2):
     conv_geometry(i, k, s, 0, transposed=True)
 
     panels = [
-        (f"transposed conv, k={k}, s={s}", overlap_counts(i, k, s)),
-        (f"transposed conv, k={2 * s}, s={s}", overlap_counts(i, 2 * s, s)),
-        (f"resize ×{s} + conv k={k} (same)", resize_conv_counts(i, k, s)),
+        (_("transposed conv, k={k}, s={s}").format(k=k, s=s), overlap_counts(i, k, s)),
+        (_("transposed conv, k={k}, s={s}").format(k=2 * s, s=s), overlap_counts(i, 2 * s, s)),
+        (_("resize ×{s} + conv k={k} (same)").format(s=s, k=k), resize_conv_counts(i, k, s)),
     ]
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.3))
     for ax, (name, counts) in zip(axes, panels):
         im = ax.imshow(counts, cmap="magma", vmin=0)
         inner = counts[k:-k, k:-k] if counts.shape[0] > 2 * k else counts
-        ax.set_title(f"{name}\ninterior taps per pixel: {inner.min():.0f}–{inner.max():.0f}")
-        ax.set_xlabel("output column")
-        ax.set_ylabel("output row")
-        fig.colorbar(im, ax=ax, fraction=0.046, label="kernel taps")
-    fig.suptitle(f"A constant {i}×{i} input, uniform kernel: how many kernel taps reach each output pixel")
+        ax.set_title(_("{name}\ninterior taps per pixel: {low:.0f}–{high:.0f}").format(
+            name=name, low=inner.min(), high=inner.max()))
+        ax.set_xlabel(_("output column"))
+        ax.set_ylabel(_("output row"))
+        fig.colorbar(im, ax=ax, fraction=0.046, label=_("kernel taps"))
+    fig.suptitle(_("A constant {i}×{i} input, uniform kernel: how many kernel taps reach each output pixel").format(i=i))
     fig.tight_layout()
     return fig
 
@@ -401,7 +418,7 @@ def checkerboard_figure(i=4, k=3, s=2):
 # ----------------------------------------------------------------------------- the explorer
 def _mode(mode) -> bool:
     if mode not in ("conv", "transposed"):
-        raise ValueError(f"mode must be 'conv' or 'transposed', not {mode!r}")
+        raise ValueError(_("mode must be 'conv' or 'transposed', not {mode!r}").format(mode=mode))
     return mode == "transposed"
 
 
@@ -426,10 +443,8 @@ def draw_grids(i, k, s, p, mode="conv", position=0, ax=None):
     try:
         g = conv_geometry(i, k, s, p, transposed=transposed)
         empty = None
-    except ValueError as err:
-        if not str(err).startswith("no output pixel"):
-            raise
-        empty = str(err)
+    except NoOutputPixel as err:
+        empty = err.rule
     if empty is None:
         i, k, s, p = g.i, g.k, g.s, g.explicit_p  # the grids show p zeros on every side
         o = g.o
@@ -443,17 +458,20 @@ def draw_grids(i, k, s, p, mode="conv", position=0, ax=None):
     ax.clear()
     if mode == "conv":
         pad, gap, step = p, 1, s
-        title = f"convolution  i={i}, k={k}, s={s}, p={p}:  o = ⌊(i + 2p − k)/s⌋ + 1 = {o}"
+        title = _("convolution  i={i}, k={k}, s={s}, p={p}:  o = ⌊(i + 2p − k)/s⌋ + 1 = {o}").format(
+            i=i, k=k, s=s, p=p, o=o)
     else:
         pad, gap, step = k - 1 - p, s, 1
-        title = f"transposed convolution  i'={i}, k={k}, s={s}, p={p}:  o' = s(i' − 1) + k − 2p = {o}"
+        title = _("transposed convolution  i'={i}, k={k}, s={s}, p={p}:  o' = s(i' − 1) + k − 2p = {o}").format(
+            i=i, k=k, s=s, p=p, o=o)
     ax.set_title(title, fontsize=12)
     ax.set_xticks([])
     ax.set_yticks([])
     if empty is not None:
-        why = f"the kernel (k={k}) does not fit" if mode == "conv" else f"the padding (p={p}) crops everything"
-        rule = empty.split(": ", 1)[1].split(", but")[0]
-        ax.text(0.5, 0.5, f"no output: {why} (size {o})\n{rule}", ha="center", va="center",
+        why = (_("the kernel (k={k}) does not fit").format(k=k) if mode == "conv"
+               else _("the padding (p={p}) crops everything").format(p=p))
+        ax.text(0.5, 0.5, _("no output: {why} (size {o})\n{rule}").format(why=why, o=o, rule=empty),
+                ha="center", va="center",
                 fontsize=12, transform=ax.transAxes)
         for side in ax.spines.values():
             side.set_visible(False)
@@ -487,18 +505,20 @@ def draw_grids(i, k, s, p, mode="conv", position=0, ax=None):
     middle = drawn / 2
     ax.annotate("", xy=(offset - 0.4, middle), xytext=(drawn + 0.4, middle), arrowprops={"arrowstyle": "->", "lw": 2})
     if mode == "conv":
-        what = f"input {i}×{i}" + (f", padded to {full}×{full}" if p else "")
+        what = _("input {i}×{i}").format(i=i) + (_(", padded to {n}×{n}").format(n=full) if p else "")
     else:
-        what = f"input {i}×{i}" + (f", zeros inserted: {stretched}×{stretched}" if s > 1 else "")
-        what += (f", padded to {full}×{full}" if pad > 0 else f", cropped to {full}×{full}" if pad < 0 else "")
+        what = _("input {i}×{i}").format(i=i) + (_(", zeros inserted: {n}×{n}").format(n=stretched) if s > 1 else "")
+        what += (_(", padded to {n}×{n}").format(n=full) if pad > 0
+                 else _(", cropped to {n}×{n}").format(n=full) if pad < 0 else "")
     ax.text(drawn / 2, -0.5, what, ha="center", va="bottom", fontsize=10)
-    ax.text(offset + o / 2, -0.5, f"output {o}×{o}", ha="center", va="bottom", fontsize=10)
-    legend = ["blue: input pixel", "grey: zero (padding" + (" or inserted)" if mode != "conv" and s > 1 else ")"),
-              f"orange: kernel footprint for output pixel ({row}, {col})"]
+    ax.text(offset + o / 2, -0.5, _("output {o}×{o}").format(o=o), ha="center", va="bottom", fontsize=10)
+    legend = [_("blue: input pixel"),
+              _("grey: zero (padding or inserted)") if mode != "conv" and s > 1 else _("grey: zero (padding)"),
+              _("orange: kernel footprint for output pixel ({row}, {col})").format(row=row, col=col)]
     if mode == "conv" and reach < full:
-        legend.append(f"hatched: never reached, (i + 2p − k) mod s = {(i + 2 * p - k) % s}")
+        legend.append(_("hatched: never reached, (i + 2p − k) mod s = {rest}").format(rest=(i + 2 * p - k) % s))
     if pad < 0:
-        legend.append("crossed: cropped (p > k − 1)")
+        legend.append(_("crossed: cropped (p > k − 1)"))
     ax.set_xlabel(" · ".join(legend[:2]) + "\n" + " · ".join(legend[2:]), fontsize=10)
     ax.set_xlim(-0.3, offset + o + 0.3)
     ax.set_ylim(max(drawn, o) + 0.3, -1.6)  # rows go down, as in an image
@@ -523,17 +543,17 @@ def conv_explorer(max_size=12):
                                  style={"description_width": "initial"})
 
     controls = {
-        "i": slider(4, 1, max_size, "i (input side)"),
-        "k": slider(3, 1, 7, "k (kernel side)"),
-        "s": slider(1, 1, 4, "s (stride)"),
-        "p": slider(0, 0, 3, "p (padding)"),
-        "mode": widgets.ToggleButtons(options=[("convolution", "conv"), ("transposed convolution", "transposed")]),
-        "position": slider(0, 0, 3, "kernel at output pixel #"),
+        "i": slider(4, 1, max_size, _("i (input side)")),
+        "k": slider(3, 1, 7, _("k (kernel side)")),
+        "s": slider(1, 1, 4, _("s (stride)")),
+        "p": slider(0, 0, 3, _("p (padding)")),
+        "mode": widgets.ToggleButtons(options=[(_("convolution"), "conv"), (_("transposed convolution"), "transposed")]),
+        "position": slider(0, 0, 3, _("kernel at output pixel #")),
     }
     out = widgets.Output()
     state = {"drawing": False}
 
-    def redraw(_=None):
+    def redraw(change=None):
         if state["drawing"]:  # changing position.max below may move position: one redraw is enough
             return
         state["drawing"] = True
@@ -555,7 +575,8 @@ def conv_explorer(max_size=12):
         except Exception as err:  # show the error where the figure would be, keep the sliders alive
             with out:
                 out.clear_output(wait=True)
-                print(f"Could not draw {values}: {type(err).__name__}: {err}")
+                print(_("Could not draw {values}: {error}: {message}").format(
+                    values=values, error=type(err).__name__, message=err))
         finally:
             state["drawing"] = False
 

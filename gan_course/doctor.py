@@ -18,6 +18,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from gan_course.i18n import N_, _
+
 OK, WARN, ERROR = "ok", "warn", "ERROR"
 
 
@@ -55,7 +57,7 @@ def _version_ok(version: str, specifier: str | None) -> bool:
     return Version(version) in SpecifierSet(specifier)
 
 
-INSTALL_TF = "pip install -e '.[cpu]' (or '.[gpu]' on an NVIDIA machine) from the course folder"
+INSTALL_TF = N_("pip install -e '.[cpu]' (or '.[gpu]' on an NVIDIA machine) from the course folder")
 
 
 # ----------------------------------------------------------------------------- checks
@@ -69,26 +71,29 @@ def check_frameworks() -> list[Finding]:
     try:
         import tensorflow as tf
     except ImportError as err:
-        return [Finding(ERROR, "tensorflow", f"TensorFlow cannot be imported ({err})", INSTALL_TF)]
+        return [Finding(ERROR, "tensorflow", _("TensorFlow cannot be imported ({error})").format(error=err), _(INSTALL_TF))]
     tf_pin = _pinned("tensorflow-cpu") or _pinned("tensorflow")
     if _version_ok(tf.__version__, tf_pin):
         findings.append(Finding(OK, "tensorflow", f"TensorFlow {tf.__version__}"))
     else:
-        findings.append(Finding(WARN, "tensorflow", f"TensorFlow {tf.__version__}; the course is tested with {tf_pin}",
-                                INSTALL_TF))
+        findings.append(Finding(WARN, "tensorflow", _("TensorFlow {version}; the course is tested with {pin}").format(
+            version=tf.__version__, pin=tf_pin), _(INSTALL_TF)))
     try:
         import keras
     except ImportError as err:
-        findings.append(Finding(ERROR, "keras", f"Keras cannot be imported ({err})", "pip install 'keras>=3.15,<3.16'"))
+        findings.append(Finding(ERROR, "keras", _("Keras cannot be imported ({error})").format(error=err),
+                                "pip install 'keras>=3.15,<3.16'"))
         return findings
     keras_pin = _pinned("keras")
     if not keras.__version__.startswith("3."):
-        findings.append(Finding(ERROR, "keras", f"Keras {keras.__version__}: the labs need Keras 3",
+        findings.append(Finding(ERROR, "keras", _("Keras {version}: the labs need Keras 3").format(version=keras.__version__),
                                 f"pip install 'keras{keras_pin or '>=3.15'}'"))
     elif _version_ok(keras.__version__, keras_pin):
-        findings.append(Finding(OK, "keras", f"Keras {keras.__version__} (backend {keras.backend.backend()})"))
+        findings.append(Finding(OK, "keras", _("Keras {version} (backend {backend})").format(
+            version=keras.__version__, backend=keras.backend.backend())))
     else:
-        findings.append(Finding(WARN, "keras", f"Keras {keras.__version__}; the course is tested with {keras_pin}",
+        findings.append(Finding(WARN, "keras", _("Keras {version}; the course is tested with {pin}").format(
+            version=keras.__version__, pin=keras_pin),
                                 f"pip install 'keras{keras_pin}'"))
     return findings
 
@@ -118,10 +123,10 @@ def check_gpus() -> list[Finding]:
     driver = _nvidia_smi()
     if not gpus:
         if driver:
-            return [Finding(WARN, "gpu", f"the driver sees {len(driver)} GPU(s) ({driver[0].split(',')[0]}) "
-                                          "but TensorFlow sees none: it is the CPU build",
-                            "pip install -e '.[gpu]' (tensorflow[and-cuda]) after `pip uninstall tensorflow-cpu`")]
-        return [Finding(OK, "gpu", "no GPU: the labs run on the CPU (profile cpu, or smoke)")]
+            return [Finding(WARN, "gpu", _("the driver sees {n} GPU(s) ({name}) but TensorFlow sees none: it is the "
+                                           "CPU build").format(n=len(driver), name=driver[0].split(",")[0]),
+                            _("pip install -e '.[gpu]' (tensorflow[and-cuda]) after `pip uninstall tensorflow-cpu`"))]
+        return [Finding(OK, "gpu", _("no GPU: the labs run on the CPU (profile cpu, or smoke)"))]
     enable_memory_growth()
     findings = []
     for i, gpu in enumerate(gpus):
@@ -131,14 +136,16 @@ def check_gpus() -> list[Finding]:
         if i < len(driver):
             parts = [p.strip() for p in driver[i].split(",")]
             if len(parts) == 3:
-                memory = f", {int(parts[1]) / 1024:.1f} of {int(parts[2]) / 1024:.1f} GiB in use"
+                memory = _(", {used:.1f} of {total:.1f} GiB in use").format(
+                    used=int(parts[1]) / 1024, total=int(parts[2]) / 1024)
         growth = tf.config.experimental.get_memory_growth(gpu)
         if growth:
-            findings.append(Finding(OK, "gpu", f"{gpu.name}: {name}{memory}, memory growth on"))
+            findings.append(Finding(OK, "gpu", _("{device}: {name}{memory}, memory growth on").format(
+                device=gpu.name, name=name, memory=memory)))
         else:
-            findings.append(Finding(WARN, "gpu", f"{gpu.name}: {name}{memory}, memory growth OFF: "
-                                                 "one kernel takes all the GPU memory",
-                                    "start each lab with gc.setup(), or export TF_FORCE_GPU_ALLOW_GROWTH=true"))
+            findings.append(Finding(WARN, "gpu", _("{device}: {name}{memory}, memory growth OFF: one kernel takes all "
+                                                   "the GPU memory").format(device=gpu.name, name=name, memory=memory),
+                                    _("start each lab with gc.setup(), or export TF_FORCE_GPU_ALLOW_GROWTH=true")))
     return findings
 
 
@@ -148,11 +155,13 @@ def check_profile() -> list[Finding]:
     try:
         p = profile()
     except ValueError as err:
-        return [Finding(ERROR, "profile", str(err), f"export {ENV_PROFILE}=" + "|".join(PROFILES) + " (or unset it)")]
+        return [Finding(ERROR, "profile", str(err), _("export {variable}={choices} (or unset it)").format(
+            variable=ENV_PROFILE, choices="|".join(PROFILES)))]
     except ImportError:  # choosing automatically needs TensorFlow, already reported
-        return [Finding(WARN, "profile", "cannot choose a profile without TensorFlow")]
-    standin = "stand-in data allowed" if p.allow_standin else "real data only"
-    return [Finding(OK, "profile", f"{p.name} ({p.reason}; {standin})")]
+        return [Finding(WARN, "profile", _("cannot choose a profile without TensorFlow"))]
+    standin = _("stand-in data allowed") if p.allow_standin else _("real data only")
+    return [Finding(OK, "profile", _("{name} ({reason}; {standin})").format(name=p.name, reason=_(p.reason),
+                                                                             standin=standin))]
 
 
 def writable(folder: Path) -> str | None:
@@ -177,9 +186,10 @@ def check_cache() -> list[Finding]:
     cache = data.cache_dir()
     reason = writable(cache)
     if reason is None:
-        return [Finding(OK, "cache", f"{cache} is writable")]
-    return [Finding(ERROR, "cache", f"the data cache {cache} is not writable ({reason})",
-                    f"export {data.ENV_DATA}=<a folder you can write to>, e.g. {data.ENV_DATA}=$HOME/gan_course_data")]
+        return [Finding(OK, "cache", _("{folder} is writable").format(folder=cache))]
+    return [Finding(ERROR, "cache", _("the data cache {folder} is not writable ({reason})").format(folder=cache, reason=reason),
+                    _("export {variable}=<a folder you can write to>, e.g. {variable}=$HOME/gan_course_data").format(
+                        variable=data.ENV_DATA))]
 
 
 def check_datasets() -> list[Finding]:
@@ -190,8 +200,8 @@ def check_datasets() -> list[Finding]:
         missing, corrupted = [], []
         if dataset.fallback and data.is_cached(name) and not all(
                 data.verify(data.dataset_dir(name) / f.name, f) for f in dataset.files):
-            findings.append(Finding(OK, name, f"present as {', '.join(f.name for f in dataset.fallback)}, "
-                                              f"checksums verified ({data.dataset_dir(name)})"))
+            findings.append(Finding(OK, name, _("present as {files}, checksums verified ({folder})").format(
+                files=", ".join(f.name for f in dataset.fallback), folder=data.dataset_dir(name))))
             continue
         for file in dataset.files:
             path = data.dataset_dir(name) / file.name
@@ -202,16 +212,20 @@ def check_datasets() -> list[Finding]:
         fetch = f"gan-course download {name}"
         if corrupted:
             findings.append(Finding(
-                ERROR, name, f"{', '.join(p.name for p in corrupted)} in {data.dataset_dir(name)} fails its checksum",
-                f"{fetch} (it replaces a damaged file with a fresh copy)"))
+                ERROR, name, _("{files} in {folder} fails its checksum").format(
+                    files=", ".join(p.name for p in corrupted), folder=data.dataset_dir(name)),
+                _("{command} (it replaces a damaged file with a fresh copy)").format(command=fetch)))
         elif missing:
-            local = all(any(Path(p).is_file() for p, _ in f.local) for f in missing)
-            where = "from this machine's copy, no network needed" if local else "needs the network"
-            standin = f"; offline, labs use a labelled stand-in ({data.STANDINS[dataset.standin[0]][0]})" \
+            local = all(any(Path(p).is_file() for p, _checksum in f.local) for f in missing)
+            where = _("from this machine's copy, no network needed") if local else _("needs the network")
+            standin = _("; offline, labs use a labelled stand-in ({description})").format(
+                description=_(data.STANDINS[dataset.standin[0]][0])) \
                 if dataset.standin and dataset.standin[0] in data.STANDINS else ""
-            findings.append(Finding(WARN, name, f"not downloaded yet{standin}", f"{fetch} ({where})"))
+            findings.append(Finding(WARN, name, _("not downloaded yet{standin}").format(standin=standin),
+                                    _("{command} ({where})").format(command=fetch, where=where)))
         else:
-            findings.append(Finding(OK, name, f"present, checksums verified ({data.dataset_dir(name)})"))
+            findings.append(Finding(OK, name, _("present, checksums verified ({folder})").format(
+                folder=data.dataset_dir(name))))
     return findings
 
 
@@ -228,7 +242,7 @@ def _probe(url: str, timeout: float = 3.0) -> tuple[bool, str]:
     if r.status_code != 200:
         return False, f"HTTP {r.status_code}"
     if "text/html" in r.headers.get("Content-Type", ""):
-        return False, "an HTML page"
+        return False, _("an HTML page")
     size = r.headers.get("Content-Length")
     return True, f"{int(size) / 1e6:.1f} MB" if size and size.isdigit() else "HTTP 200"
 
@@ -244,43 +258,48 @@ def check_sources() -> list[Finding]:
     bases = data.mirrors()
     wrong = [base for base in bases if not base.lower().startswith(("http://", "https://"))]
     if wrong:
-        return [Finding(ERROR, "mirrors", f"{data.ENV_MIRRORS} holds {', '.join(map(repr, wrong))}, not an http(s) "
-                                          "address", f"export {data.ENV_MIRRORS}=http://<server>:<port> (the folder "
-                                                     "`gan-course mirror` laid out, served by a web server)")]
+        return [Finding(ERROR, "mirrors", _("{variable} holds {values}, not an http(s) address").format(
+            variable=data.ENV_MIRRORS, values=", ".join(map(repr, wrong))),
+            _("export {variable}=http://<server>:<port> (the folder `gan-course mirror` laid out, served by a web "
+              "server)").format(variable=data.ENV_MIRRORS))]
     if bases:
-        findings = [Finding(OK, "mirrors", f"{data.ENV_MIRRORS}: {', '.join(bases)} (tried before the public sources)")]
+        findings = [Finding(OK, "mirrors", _("{variable}: {mirrors} (tried before the public sources)").format(
+            variable=data.ENV_MIRRORS, mirrors=", ".join(bases)))]
     else:
-        findings = [Finding(OK, "mirrors", f"no campus mirror ({data.ENV_MIRRORS} is not set): files come from "
-                                           "the public sources below")]
+        findings = [Finding(OK, "mirrors", _("no campus mirror ({variable} is not set): files come from the public "
+                                             "sources below").format(variable=data.ENV_MIRRORS))]
     for dataset, file in data.mirror_entries():
         name = f"{dataset}/{file.name}"
         ds = data.DATASETS.get(dataset)
         if ds is not None and file in ds.fallback:
-            name += f" (fallback for {', '.join(f.name for f in ds.files)})"
+            name += _(" (fallback for {files})").format(files=", ".join(f.name for f in ds.files))
         if data.verify(data.dataset_dir(dataset) / file.name, file):
-            findings.append(Finding(OK, "sources", f"{name}: in the cache"))
+            findings.append(Finding(OK, "sources", _("{name}: in the cache").format(name=name)))
             continue
-        local = next((path for path, _ in file.local if Path(path).is_file()), None)
+        local = next((path for path, _checksum in file.local if Path(path).is_file()), None)
         if local:
-            findings.append(Finding(OK, "sources", f"{name}: from this machine's copy {local}"))
+            findings.append(Finding(OK, "sources", _("{name}: from this machine's copy {path}").format(name=name, path=local)))
             continue
         answers = []
         for base in bases:
             url = data.mirror_url(base, dataset, file)
             served, answer = _probe(url)
             if served:
-                findings.append(Finding(OK, "sources", f"{name}: from {url} (campus mirror, {answer})"))
+                findings.append(Finding(OK, "sources", _("{name}: from {url} (campus mirror, {answer})").format(
+                    name=name, url=url, answer=answer)))
                 break
             answers.append(f"{url}: {answer}")
         else:
-            public = file.urls[0] if file.urls else "nowhere"
+            public = file.urls[0] if file.urls else _("nowhere")
             if bases:
-                findings.append(Finding(WARN, "sources", f"{name}: no campus mirror has it ({'; '.join(answers)}); "
-                                                         f"it would come from {public}",
-                                        f"gan-course download {dataset}, then gan-course mirror DIR on the mirror"))
+                findings.append(Finding(WARN, "sources", _("{name}: no campus mirror has it ({answers}); it would come "
+                                                           "from {url}").format(name=name, answers="; ".join(answers),
+                                                                                 url=public),
+                                        _("gan-course download {dataset}, then gan-course mirror DIR on the mirror").format(
+                                            dataset=dataset)))
             else:
-                findings.append(Finding(OK, "sources", f"{name}: from {public}" +
-                                        (f" (then {len(file.urls) - 1} more)" if len(file.urls) > 1 else "")))
+                findings.append(Finding(OK, "sources", _("{name}: from {url}").format(name=name, url=public) +
+                                        (_(" (then {n} more)").format(n=len(file.urls) - 1) if len(file.urls) > 1 else "")))
     return findings
 
 
@@ -288,13 +307,15 @@ def check_widgets() -> list[Finding]:
     try:
         import ipywidgets
     except ImportError:
-        return [Finding(WARN, "widgets", "ipywidgets is missing: the sliders will not appear", "pip install ipywidgets")]
+        return [Finding(WARN, "widgets", _("ipywidgets is missing: the sliders will not appear"), "pip install ipywidgets")]
     try:
         widgets_lab = importlib.metadata.version("jupyterlab_widgets")
     except importlib.metadata.PackageNotFoundError:
-        return [Finding(WARN, "widgets", f"ipywidgets {ipywidgets.__version__} without its JupyterLab extension",
+        return [Finding(WARN, "widgets", _("ipywidgets {version} without its JupyterLab extension").format(
+            version=ipywidgets.__version__),
                         "pip install jupyterlab_widgets")]
-    return [Finding(OK, "widgets", f"ipywidgets {ipywidgets.__version__}, JupyterLab extension {widgets_lab}")]
+    return [Finding(OK, "widgets", _("ipywidgets {version}, JupyterLab extension {extension}").format(
+        version=ipywidgets.__version__, extension=widgets_lab))]
 
 
 def check_hub_cache() -> list[Finding]:
@@ -302,7 +323,7 @@ def check_hub_cache() -> list[Finding]:
     if not folder:
         return []
     modules = [p for p in Path(folder).glob("*") if p.is_dir()] if Path(folder).is_dir() else []
-    return [Finding(OK, "tfhub", f"TF Hub cache {folder} ({len(modules)} module(s))")]
+    return [Finding(OK, "tfhub", _("TF Hub cache {folder} ({n} module(s))").format(folder=folder, n=len(modules)))]
 
 
 def check_cjk_font() -> list[Finding]:
@@ -342,17 +363,18 @@ def run_checks() -> list[Finding]:
 def report(findings: list[Finding], out=None) -> int:
     """Print the findings; return the exit status (1 when any is an error)."""
     out = out or sys.stdout
-    print("GAN Lab doctor", file=out)
+    print(_("GAN Lab doctor"), file=out)
     for f in findings:
         print(f"  {f.level:<5}  {f.topic:<13} {f.message}", file=out)
         if f.fix and f.level != OK:
-            print(f"  {'':<5}  {'':<13} fix: {f.fix}", file=out)
+            print(f"  {'':<5}  {'':<13} " + _("fix: {fix}").format(fix=f.fix), file=out)
     errors = sum(f.level == ERROR for f in findings)
     warnings = sum(f.level == WARN for f in findings)
     if errors:
-        print(f"{errors} problem(s) stop the labs: apply the fixes above, then run `gan-course doctor` again.", file=out)
+        print(_("{n} problem(s) stop the labs: apply the fixes above, then run `gan-course doctor` again.").format(
+            n=errors), file=out)
     else:
-        print(f"Ready for the labs ({warnings} warning(s)).", file=out)
+        print(_("Ready for the labs ({n} warning(s)).").format(n=warnings), file=out)
     return 1 if errors else 0
 
 

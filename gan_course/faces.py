@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from gan_course.checks import exercise
+from gan_course.i18n import N_, _
 
 ALIGNED_SHAPE = (218, 178)  # CelebA's aligned images: height, width
 FACE_CROP = 108  # the hand-out's square around the face
@@ -42,7 +43,8 @@ def _crop_cases(rng):
 
 
 @exercise("04", cases=_crop_cases,
-          hint="top = (height - size) // 2 and left = (width - size) // 2; slice images[:, top:top + size, left:left + size].")
+          hint=N_("top = (height - size) // 2 and left = (width - size) // 2; slice images[:, top:top + size, "
+                  "left:left + size]."))
 def crop_face(images, size=FACE_CROP):
     """Keep the central `size` x `size` square of every image in a batch.
 
@@ -56,7 +58,7 @@ def _describe_dataset(value, case):
     import tensorflow as tf
 
     if not isinstance(value, tf.data.Dataset):
-        return f"a {type(value).__name__} (return a tf.data.Dataset)"
+        return _("a {kind} (return a tf.data.Dataset)").format(kind=type(value).__name__)
     return [np.asarray(batch) for batch in value]
 
 
@@ -72,8 +74,8 @@ def _dataset_cases(rng):
 
 
 @exercise("04", cases=_dataset_cases, describe=_describe_dataset, rtol=1e-4, atol=1e-4,
-          hint="tf.image.resize(tf.cast(x, tf.float32), (image_size, image_size), antialias=True), then "
-               "x / 255 * (hi - lo) + lo; batch with drop_remainder=False.")
+          hint=N_("tf.image.resize(tf.cast(x, tf.float32), (image_size, image_size), antialias=True), then "
+                  "x / 255 * (hi - lo) + lo; batch with drop_remainder=False."))
 def face_dataset(images, batch_size, image_size=28, value_range=HANDOUT_RANGE):
     """A tf.data pipeline of training batches from uint8 face crops.
 
@@ -104,8 +106,8 @@ def _walk_cases(rng):
 
 
 @exercise("04", cases=_walk_cases, rtol=1e-4, atol=1e-5,
-          hint="omega = arccos(z0.z1 / (|z0| |z1|)); z(t) = (sin((1-t) omega) z0 + sin(t omega) z1) / sin(omega); "
-               "t = np.linspace(0, 1, steps).")
+          hint=N_("omega = arccos(z0.z1 / (|z0| |z1|)); z(t) = (sin((1-t) omega) z0 + sin(t omega) z1) / sin(omega); "
+                  "t = np.linspace(0, 1, steps)."))
 def spherical_walk(z_start, z_end, steps):
     """`steps` latent vectors on the great circle from z_start to z_end (both included).
 
@@ -140,11 +142,11 @@ def _unsafe_reason(member: zipfile.ZipInfo) -> str | None:
     name = member.filename.replace("\\", "/")
     path = PurePosixPath(name)
     if name.startswith("/") or path.is_absolute() or ":" in name.split("/")[0]:
-        return "an absolute path"
+        return _("an absolute path")
     if ".." in path.parts:
-        return "a path that climbs out with '..'"
+        return _("a path that climbs out with '..'")
     if stat.S_ISLNK(member.external_attr >> 16):
-        return "a symbolic link"
+        return _("a symbolic link")
     return None
 
 
@@ -158,17 +160,19 @@ def _size_problem(name: str, members, packed: int, target: Path, max_bytes, max_
 
     declared = sum(m.file_size for m in members)
     if packed and declared > max_expansion * packed:
-        return (f"{name}: its members would expand {packed:,} bytes into {declared:,} "
-                f"({declared / packed:,.0f} times, more than the {max_expansion} times an archive of photos "
-                f"reaches: a zip bomb?); nothing was extracted.")
+        return _("{name}: its members would expand {packed:,} bytes into {declared:,} ({ratio:,.0f} times, more "
+                 "than the {max_expansion} times an archive of photos reaches: a zip bomb?); nothing was extracted."
+                 ).format(name=name, packed=packed, declared=declared, ratio=declared / packed,
+                          max_expansion=max_expansion)
     if max_bytes is not None and declared > max_bytes:
-        return (f"{name}: its members would take {declared:,} bytes, more than the {max_bytes:,} allowed; "
-                "nothing was extracted.")
+        return _("{name}: its members would take {declared:,} bytes, more than the {max_bytes:,} allowed; "
+                 "nothing was extracted.").format(name=name, declared=declared, max_bytes=max_bytes)
     free = shutil.disk_usage(target).free
     if declared > free - RESERVE_BYTES:
-        return (f"{name}: its members would take {declared:,} bytes and {target} has {free:,} bytes free "
-                f"({RESERVE_BYTES // 2**20} MiB must stay free); nothing was extracted. "
-                f"Free some space, or point {ENV_DATA} at a bigger disk.")
+        return _("{name}: its members would take {declared:,} bytes and {target} has {free:,} bytes free "
+                 "({reserve} MiB must stay free); nothing was extracted. "
+                 "Free some space, or point {variable} at a bigger disk.").format(
+            name=name, declared=declared, target=target, free=free, reserve=RESERVE_BYTES // 2**20, variable=ENV_DATA)
     return None
 
 
@@ -191,11 +195,12 @@ def safe_extract(zip_path, target, progress: bool = True, max_bytes: int | None 
         for member in members:
             reason = _unsafe_reason(member)
             if reason:
-                raise UnsafeArchive(f"{name}: member {member.filename!r} is {reason}; nothing was extracted.")
+                raise UnsafeArchive(_("{name}: member {member!r} is {reason}; nothing was extracted.").format(
+                    name=name, member=member.filename, reason=reason))
         problem = _size_problem(name, members, Path(zip_path).stat().st_size, target, max_bytes, max_expansion)
         if problem:
             raise ArchiveTooLarge(problem)
-        for member in tqdm(members, desc=f"extracting {name}", unit="file", disable=not progress, leave=False):
+        for member in tqdm(members, desc=_("extracting {name}").format(name=name), unit=_("file"), disable=not progress, leave=False):
             archive.extract(member, target)
     return target
 
@@ -219,7 +224,8 @@ def celeba_folder(progress: bool = True) -> Path:
     try:
         (archive,) = data.download("celeba", progress=progress)
     except data.DataUnavailable as err:
-        raise data.DataUnavailable(f"CelebA is not here: put img_align_celeba.zip here: {root}/\n{err}") from None
+        raise data.DataUnavailable(_("CelebA is not here: put img_align_celeba.zip here: {folder}/\n{error}").format(
+            folder=root, error=err)) from None
     try:
         lock_path = data.cache_dir() / ".locks" / "celeba" / "extract.lock"
         lock_path.parent.mkdir(parents=True, exist_ok=True)
@@ -229,7 +235,8 @@ def celeba_folder(progress: bool = True) -> Path:
                 done.write_text("img_align_celeba.zip extracted\n")
     except (UnsafeArchive, zipfile.BadZipFile, OSError) as err:
         reason = str(err) if isinstance(err, UnsafeArchive) else f"{type(err).__name__}: {err}"
-        raise data.DataUnavailable(f"CelebA could not be extracted in {root}: {reason}") from None
+        raise data.DataUnavailable(_("CelebA could not be extracted in {folder}: {reason}").format(
+            folder=root, reason=reason)) from None
     return folder
 
 
@@ -266,18 +273,18 @@ def read_celeba_crops(folder, limit: int, crop: int = FACE_CROP, size: int = STO
 
     paths = sorted(str(p) for p in Path(folder).glob("*.jpg"))[:limit]
     if not paths:
-        raise FileNotFoundError(f"no .jpg files in {folder}")
+        raise FileNotFoundError(_("no .jpg files in {folder}").format(folder=folder))
     pipeline = (tf.data.Dataset.from_tensor_slices(paths)
                 .map(lambda p: _decode_crop(p, crop, size), num_parallel_calls=tf.data.AUTOTUNE)
                 .batch(256).prefetch(tf.data.AUTOTUNE))
-    parts = [batch.numpy() for batch in tqdm(pipeline, total=-(-len(paths) // 256), desc="decoding faces",
-                                             unit="batch", disable=not progress)]
+    parts = [batch.numpy() for batch in tqdm(pipeline, total=-(-len(paths) // 256), desc=_("decoding faces"),
+                                             unit=_("batch"), disable=not progress)]
     return np.concatenate(parts)
 
 
-STANDIN_DESCRIPTION = ("100 real face photographs from Labeled Faces in the Wild (25x25 pixels, grey, already "
-                       "cropped to the face) that ship inside scikit-image, mirrored and shifted into "
-                       "1,000 training images")
+STANDIN_DESCRIPTION = N_("100 real face photographs from Labeled Faces in the Wild (25x25 pixels, grey, already "
+                          "cropped to the face) that ship inside scikit-image, mirrored and shifted into "
+                          "1,000 training images")
 
 
 def standin_faces() -> np.ndarray:
@@ -314,12 +321,13 @@ def load_face_crops(limit: int, allow_standin: bool | None = None, progress: boo
 
             allow_standin = profile().allow_standin
         if not allow_standin:
-            raise data.DataUnavailable(f"{err}\n{data.REAL_DATA_ONLY}") from None
-        note = (f"⚠ STAND-IN DATA: CelebA is not available here, so this lab runs on {STANDIN_DESCRIPTION}. "
-                f"Put img_align_celeba.zip in {data.dataset_dir('celeba')}/ for the real faces.")
+            raise data.DataUnavailable(f"{err}\n{_(data.REAL_DATA_ONLY)}") from None
+        note = _("⚠ STAND-IN DATA: CelebA is not available here, so this lab runs on {description}. "
+                 "Put img_align_celeba.zip in {folder}/ for the real faces.").format(
+            description=_(STANDIN_DESCRIPTION), folder=data.dataset_dir("celeba"))
         if not quiet:
             print(note)
-        return FaceCrops(standin_faces()[:limit], "LFW faces from scikit-image (stand-in)", True, note)
+        return FaceCrops(standin_faces()[:limit], _("LFW faces from scikit-image (stand-in)"), True, note)
     cached = data.dataset_dir("celeba") / f"crops-{FACE_CROP}-{STORE_SIZE}-{limit}.npy"
     if cached.is_file():
         images = np.load(cached)
@@ -334,7 +342,7 @@ def load_face_crops(limit: int, allow_standin: bool | None = None, progress: boo
             staged.replace(cached)
         except OSError:
             staged.unlink(missing_ok=True)  # a read-only or full cache: decode again next time
-    return FaceCrops(images, f"CelebA aligned faces, central {FACE_CROP}x{FACE_CROP} crop", False, "")
+    return FaceCrops(images, _("CelebA aligned faces, central {size}x{size} crop").format(size=FACE_CROP), False, "")
 
 
 def aligned_example() -> tuple[np.ndarray, str]:
@@ -351,10 +359,10 @@ def aligned_example() -> tuple[np.ndarray, str]:
     if (data.dataset_dir("celeba") / ".extracted").is_file() and first.is_file():
         from PIL import Image
 
-        return np.asarray(Image.open(first).convert("RGB")), "CelebA 000001.jpg (aligned, 178x218)"
+        return np.asarray(Image.open(first).convert("RGB")), _("CelebA 000001.jpg (aligned, 178x218)")
     from skimage.data import astronaut
 
-    return astronaut()[11:229, 136:314].copy(), "scikit-image's astronaut photo in a 178x218 frame (stand-in)"
+    return astronaut()[11:229, 136:314].copy(), _("scikit-image's astronaut photo in a 178x218 frame (stand-in)")
 
 
 def face_training_batches(crops: FaceCrops, batch_size: int, image_size: int = 28, value_range=(-1.0, 1.0),

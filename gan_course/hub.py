@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from gan_course import data
+from gan_course.i18n import _
 
 BIGGAN_DEEP_HANDLE = "https://tfhub.dev/deepmind/biggan-deep-128/1"
 HUB_CACHE_ENV = "TFHUB_CACHE_DIR"
@@ -67,16 +68,16 @@ MODULES = {BIGGAN_DEEP_HANDLE: remote_file(BIGGAN_DEEP_HANDLE)}
 def _hub_message(handle: str, folder: Path, reason: str) -> str:
     url = hub_download_url(handle)
     archive = data.dataset_dir(HUB_FOLDER) / archive_name(handle)
-    lines = [f"The pretrained module {handle} is not available: {reason}.",
-             f"To use it, download {url}",
-             f"(about 200 MB, a .tar.gz of a TF1 Hub module; the same files are on Kaggle Models as "
-             f"deepmind/biggan, variation deep-128) and unpack it into\n  {folder}",
-             f"for example:  mkdir -p {folder} && curl -L '{url}' | tar -xz -C {folder}",
-             f"That folder is {HUB_CACHE_ENV}/sha1(handle), where tensorflow_hub looks for the handle; "
-             f"set {HUB_CACHE_ENV} to keep modules elsewhere.",
-             f"Or put the archive at {archive} and run the cell again."]
+    lines = [_("The pretrained module {handle} is not available: {reason}.").format(handle=handle, reason=reason),
+             _("To use it, download {url}").format(url=url),
+             _("(about 200 MB, a .tar.gz of a TF1 Hub module; the same files are on Kaggle Models as "
+               "deepmind/biggan, variation deep-128) and unpack it into\n  {folder}").format(folder=folder),
+             _("for example:  mkdir -p {folder} && curl -L '{url}' | tar -xz -C {folder}").format(folder=folder, url=url),
+             _("That folder is {variable}/sha1(handle), where tensorflow_hub looks for the handle; "
+               "set {variable} to keep modules elsewhere.").format(variable=HUB_CACHE_ENV),
+             _("Or put the archive at {path} and run the cell again.").format(path=archive)]
     if not data.mirrors():
-        lines.append(data.MIRROR_HINT)
+        lines.append(_(data.MIRROR_HINT))
     return "\n".join(lines)
 
 
@@ -113,7 +114,7 @@ def _unpack(archive: Path, folder: Path) -> None:
         with tarfile.open(archive) as tar:
             tar.extractall(unpacked, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
         if not _is_saved_model(unpacked):
-            raise ValueError("the archive holds no saved_model.pb")
+            raise ValueError(_("the archive holds no saved_model.pb"))
         os.replace(unpacked, folder)  # a rename: another kernel never sees half a module
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -145,14 +146,14 @@ def _download_module(handle: str, folder: Path, progress: bool = True) -> None:
     import filelock
 
     if data.downloads_off():
-        raise HubModuleUnavailable(_hub_message(handle, folder, "downloads are off (GAN_COURSE_OFFLINE)"))
+        raise HubModuleUnavailable(_hub_message(handle, folder, _("downloads are off (GAN_COURSE_OFFLINE)")))
     file = MODULES.get(handle) or remote_file(handle)
     try:
         archive = data.fetch(HUB_FOLDER, file, progress=progress)
     except data.DataUnavailable as err:
         tried = [line.strip() for line in str(err).splitlines()[1:] if line.startswith("  ") and ": " in line]
-        raise HubModuleUnavailable(_hub_message(handle, folder, "it could not be downloaded ("
-                                                + "; ".join(tried) + ")")) from None
+        raise HubModuleUnavailable(_hub_message(handle, folder, _("it could not be downloaded ({tried})").format(
+            tried="; ".join(tried)))) from None
     folder.parent.mkdir(parents=True, exist_ok=True)
     with filelock.FileLock(folder.parent / f".{folder.name}.lock", mode=0o666):
         if _is_saved_model(folder):  # another kernel unpacked it meanwhile
@@ -161,7 +162,8 @@ def _download_module(handle: str, folder: Path, progress: bool = True) -> None:
             _unpack(archive, folder)
         except (tarfile.TarError, ValueError, EOFError, OSError) as err:
             archive.unlink(missing_ok=True)  # no checksum to trust it by: a broken archive is fetched again
-            raise HubModuleUnavailable(_hub_message(handle, folder, f"the download is not a module ({err})")) from None
+            raise HubModuleUnavailable(_hub_message(handle, folder, _("the download is not a module ({error})").format(
+                error=err))) from None
 
 
 def load_hub_module(handle: str, download: bool = False, progress: bool = True):
@@ -176,7 +178,8 @@ def load_hub_module(handle: str, download: bool = False, progress: bool = True):
     folder = hub_module_dir(handle)
     cached = _is_saved_model(folder)
     if not cached and not download:
-        raise HubModuleUnavailable(_hub_message(handle, folder, f"it is not in the TF Hub cache ({folder.parent})"))
+        raise HubModuleUnavailable(_hub_message(handle, folder, _("it is not in the TF Hub cache ({folder})").format(
+            folder=folder.parent)))
     try:
         if not cached:
             _download_module(handle, folder, progress)

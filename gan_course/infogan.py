@@ -37,7 +37,7 @@ from keras import layers
 
 from gan_course import losses as gan_losses
 from gan_course.checks import exercise
-from gan_course.i18n import N_
+from gan_course.i18n import N_, _
 from gan_course.train import GAN, per_replica_scale
 
 NUM_CATEGORIES = 10
@@ -63,8 +63,9 @@ def _latent_cases(rng):
 
 def _static_rows(tensor, name, rank):
     if tensor.shape.rank is not None and tensor.shape.rank != rank:
-        raise ValueError(f"{name} must have {rank} dimension(s) (batch{', features' if rank == 2 else ''}); "
-                         f"got shape {tuple(tensor.shape)}")
+        axes = "(batch, features)" if rank == 2 else "(batch)"
+        raise ValueError(_("{name} must have {rank} dimension(s) {axes}; got shape {shape}").format(
+            name=name, rank=rank, axes=axes, shape=tuple(tensor.shape)))
     return tensor.shape[0]
 
 
@@ -75,11 +76,12 @@ def _check_latent_parts(categories, continuous, noise, num_categories):
              (("categories", categories, 1), ("continuous", continuous, 2), ("noise", noise, 2))}
     known = {v for v in sizes.values() if v is not None}
     if len(known) > 1:
-        raise ValueError(f"categories, continuous and noise must have the same batch size; got {sizes}")
+        raise ValueError(_("categories, continuous and noise must have the same batch size; got {sizes}").format(sizes=sizes))
     if tf.executing_eagerly() and tf.size(categories) > 0:
         low, high = int(tf.reduce_min(categories)), int(tf.reduce_max(categories))
         if low < 0 or high >= num_categories:
-            raise ValueError(f"categories must lie in [0, {num_categories}); got values from {low} to {high}")
+            raise ValueError(_("categories must lie in [0, {n}); got values from {low} to {high}").format(
+                n=num_categories, low=low, high=high))
 
 
 @exercise("05", cases=_latent_cases, validate=_check_latent_parts,
@@ -169,7 +171,8 @@ def acgan_generator_loss(fake_logits, fake_class_logits, fake_labels, use_loss_c
 def ablation_switches(name: str) -> tuple[bool, bool]:
     """(use_loss_cr, use_loss_cf) of an ablation named in `ACGAN_ABLATIONS`."""
     if name not in ACGAN_ABLATIONS:
-        raise KeyError(f"unknown AC-GAN ablation {name!r}; use one of {', '.join(map(repr, ACGAN_ABLATIONS))}")
+        raise KeyError(_("unknown AC-GAN ablation {name!r}; use one of {known}").format(
+            name=name, known=", ".join(map(repr, ACGAN_ABLATIONS))))
     return ACGAN_ABLATIONS[name]
 
 
@@ -177,13 +180,14 @@ def ablation_switches(name: str) -> tuple[bool, bool]:
 def _check_predictions(predicted, labels, num_classes):
     predicted, labels = np.asarray(predicted), np.asarray(labels)
     if predicted.ndim != 1 or predicted.shape != labels.shape:
-        raise ValueError(f"predicted and labels must be 1-D arrays of the same length; got shapes "
-                         f"{predicted.shape} and {labels.shape}")
+        raise ValueError(_("predicted and labels must be 1-D arrays of the same length; got shapes {a} and {b}").format(
+            a=predicted.shape, b=labels.shape))
     if predicted.size == 0:
-        raise ValueError("no predictions to match")
+        raise ValueError(_("no predictions to match"))
     for name, values in (("predicted", predicted), ("labels", labels)):
         if values.min() < 0 or values.max() >= num_classes:
-            raise ValueError(f"{name} must lie in [0, {num_classes}); got values from {values.min()} to {values.max()}")
+            raise ValueError(_("{name} must lie in [0, {n}); got values from {low} to {high}").format(
+                name=name, n=num_classes, low=values.min(), high=values.max()))
     return predicted.astype(np.int64), labels.astype(np.int64)
 
 
@@ -219,7 +223,12 @@ def _matched_cases(rng):
     return cases
 
 
-@exercise("05", cases=_matched_cases, strict_dtype=False, validate=_check_predictions,
+def _validate_predictions(predicted, labels, num_classes):
+    """The input rules of `matched_accuracy`; the arguments go on as they were given."""
+    _check_predictions(predicted, labels, num_classes)
+
+
+@exercise("05", cases=_matched_cases, strict_dtype=False, validate=_validate_predictions,
           hint=N_("build counts[code, label] (np.add.at), then scipy.optimize.linear_sum_assignment(counts, "
                "maximize=True); the accuracy is the matched counts' sum divided by the number of images."))
 def matched_accuracy(predicted, labels, num_classes=NUM_CATEGORIES):
@@ -238,7 +247,8 @@ def build_generator(latent_dim: int, widths=(1024, 128, 64), image_shape=(28, 28
     fc, channels, up = widths
     height, width, out_channels = image_shape
     if height % 4 or width % 4:
-        raise ValueError(f"two stride-2 up-convolutions need image sides divisible by 4; got {image_shape}")
+        raise ValueError(_("two stride-2 up-convolutions need image sides divisible by 4; got {shape}").format(
+            shape=image_shape))
     latent = keras.Input((latent_dim,), name="latent")
     x = layers.Dense(fc, use_bias=False, kernel_initializer=WEIGHT_INIT, name="fc")(latent)
     x = layers.ReLU(name="fc_relu")(_batch_norm("fc_bn")(x))
@@ -333,8 +343,9 @@ class InfoGAN(GAN):
                  info_loss_fn=information_loss, trunk_learns_info: bool = False, **kwargs):
         latent_dim = num_categories + num_continuous + noise_dim
         if generator.input_shape[-1] != latent_dim:
-            raise ValueError(f"G takes {generator.input_shape[-1]} inputs; the latent has {num_categories} + "
-                             f"{num_continuous} + {noise_dim} = {latent_dim}")
+            raise ValueError(_("G takes {inputs} inputs; the latent has {categories} + {continuous} + {noise} = {total}").format(
+                inputs=generator.input_shape[-1], categories=num_categories, continuous=num_continuous,
+                noise=noise_dim, total=latent_dim))
         super().__init__(generator, discriminator, latent_dim=latent_dim, loss="non_saturating", **kwargs)
         self.q_head = q_head
         self.trunk = discriminator.get_layer("trunk")
@@ -499,8 +510,8 @@ class ACGAN(GAN):
                  d_loss_fn=acgan_discriminator_loss, **kwargs):
         latent_dim = num_classes + noise_dim
         if generator.input_shape[-1] != latent_dim:
-            raise ValueError(f"G takes {generator.input_shape[-1]} inputs; the latent has {num_classes} + "
-                             f"{noise_dim} = {latent_dim}")
+            raise ValueError(_("G takes {inputs} inputs; the latent has {classes} + {noise} = {total}").format(
+                inputs=generator.input_shape[-1], classes=num_classes, noise=noise_dim, total=latent_dim))
         super().__init__(generator, discriminator, latent_dim=latent_dim, loss="non_saturating", **kwargs)
         self.ablation = ablation
         self.use_loss_cr, self.use_loss_cf = ablation_switches(ablation)
@@ -619,7 +630,7 @@ def code_sweep(generate_codes, code: int, values, num_categories: int = NUM_CATE
     through that code.  Returns images (rows * len(values), H, W, C) in row-major order.
     """
     if not 0 <= code < num_continuous:
-        raise ValueError(f"code must be in [0, {num_continuous}); got {code}")
+        raise ValueError(_("code must be in [0, {n}); got {code}").format(n=num_continuous, code=code))
     values = np.asarray(values, np.float32)
     rows = np.arange(num_categories) if row_order is None else np.asarray(row_order)
     categories = np.repeat(rows, len(values))
@@ -646,38 +657,48 @@ def explain_ablation(results: dict, chance: float = 1 / NUM_CATEGORIES) -> str:
 
     def versus(value, reference):
         if abs(value - reference) < 0.05:
-            return "about the same as"
-        return "above" if value > reference else "below"
+            return _("about the same as the full model")
+        return _("above the full model") if value > reference else _("below the full model")
 
     def near_chance(value):
-        return "close to chance" if value < chance + 0.1 else f"{value / chance:.1f} times chance"
+        return _("close to chance") if value < chance + 0.1 else _("{ratio:.1f} times chance").format(ratio=value / chance)
 
+    if no_cr["matched accuracy"] >= 0.8:
+        verdict = _("The classes are distinct digits under other names: the link to the real labels is what "
+                    "loss_cr carries.")
+    elif no_cr["matched accuracy"] > no_cr["accuracy"] + 0.1:
+        verdict = _("Many classes are distinct digits under other names (some share a digit): the link to the real "
+                    "labels is what loss_cr carries.")
+    else:
+        verdict = _("Here the permutation explains little of the gap: the classes are not yet distinct digits.")
     lines = [
-        f"- **full** (loss_cr + loss_cf): {full['accuracy']:.0%} of the samples are classified as the class "
-        f"they were generated for (chance is {chance:.0%}).",
-        f"- **drop loss_cf**: G is never told which class it drew, so the class input is just more noise to it: "
-        f"{no_cf['accuracy']:.0%} ({near_chance(no_cf['accuracy'])}), {versus(no_cf['accuracy'], full['accuracy'])} "
-        f"the full model. D still learns real classes from loss_cr, but nothing passes that knowledge to G.",
-        f"- **drop loss_cr**: D never sees a real label, so it only learns to tell G's classes apart, and G "
-        f"only has to make them tell-apart-able: {no_cr['accuracy']:.0%} are classified as the asked-for digit "
-        f"({near_chance(no_cr['accuracy'])}), but matching classes to digits one-to-one (the best "
-        f"permutation) gives {no_cr['matched accuracy']:.0%}. "
-        + ("The classes are distinct digits under other names: the link to the real labels is what loss_cr carries."
-           if no_cr["matched accuracy"] >= 0.8 else
-           "Many classes are distinct digits under other names (some share a digit): the link to the real labels "
-           "is what loss_cr carries." if no_cr["matched accuracy"] > no_cr["accuracy"] + 0.1 else
-           "Here the permutation explains little of the gap: the classes are not yet distinct digits."),
+        _("- **full** (loss_cr + loss_cf): {accuracy:.0%} of the samples are classified as the class they were "
+          "generated for (chance is {chance:.0%}).").format(accuracy=full["accuracy"], chance=chance),
+        _("- **drop loss_cf**: G is never told which class it drew, so the class input is just more noise to it: "
+          "{accuracy:.0%} ({near_chance}), {versus}. D still learns real classes from loss_cr, but nothing passes "
+          "that knowledge to G.").format(accuracy=no_cf["accuracy"], near_chance=near_chance(no_cf["accuracy"]),
+                                         versus=versus(no_cf["accuracy"], full["accuracy"])),
+        _("- **drop loss_cr**: D never sees a real label, so it only learns to tell G's classes apart, and G only has "
+          "to make them tell-apart-able: {accuracy:.0%} are classified as the asked-for digit ({near_chance}), but "
+          "matching classes to digits one-to-one (the best permutation) gives {matched:.0%}. {verdict}").format(
+            accuracy=no_cr["accuracy"], near_chance=near_chance(no_cr["accuracy"]),
+            matched=no_cr["matched accuracy"], verdict=verdict),
     ]
     if all("final loss_cr" in r for r in (full, no_cr, no_cf)):
-        lines.append(f"- loss_cr at the end: {full['final loss_cr']:.2f} (full), {no_cr['final loss_cr']:.2f} (drop "
-                     f"loss_cr), {no_cf['final loss_cr']:.2f} (drop loss_cf) nats; ln 10 = {math.log(10):.2f} is a "
-                     "uniform guess, and above it D's class head is confidently wrong about real digits.")
+        lines.append(_("- loss_cr at the end: {full:.2f} (full), {no_cr:.2f} (drop loss_cr), {no_cf:.2f} (drop "
+                       "loss_cf) nats; ln 10 = {uniform:.2f} is a uniform guess, and above it D's class head is "
+                       "confidently wrong about real digits.").format(
+            full=full["final loss_cr"], no_cr=no_cr["final loss_cr"], no_cf=no_cf["final loss_cr"], uniform=math.log(10)))
     if all("frechet" in r for r in (full, no_cr, no_cf)):
         named = {"full": full, "drop loss_cr": no_cr, "drop loss_cf": no_cf}
         best = min(named, key=lambda name: named[name]["frechet"])
-        lines.append("- Fréchet distance to real test digits (lower is better): "
-                     + ", ".join(f"{r['frechet']:.1f} ({name})" for name, r in named.items())
-                     + f". The most realistic-looking set comes from **{best}**"
-                     + (": without a class term G spends all its effort on looking real, which on a short budget "
-                        "costs the conditioned runs some image quality." if best == "drop loss_cf" else "."))
+        scores = ", ".join(f"{r['frechet']:.1f} ({name})" for name, r in named.items())
+        if best == "drop loss_cf":
+            lines.append(_("- Fréchet distance to real test digits (lower is better): {scores}. The most "
+                           "realistic-looking set comes from **{best}**: without a class term G spends all its effort "
+                           "on looking real, which on a short budget costs the conditioned runs some image quality."
+                           ).format(scores=scores, best=best))
+        else:
+            lines.append(_("- Fréchet distance to real test digits (lower is better): {scores}. The most "
+                           "realistic-looking set comes from **{best}**.").format(scores=scores, best=best))
     return "\n".join(lines)

@@ -210,7 +210,7 @@ class AdversarialPair:
         from gan_course.losses import get_losses
 
         if loss not in GENERATOR_LOSSES:
-            raise ValueError(f"loss must be one of {GENERATOR_LOSSES}, not {loss!r}")
+            raise ValueError(_("loss must be one of {known}, not {loss!r}").format(known=GENERATOR_LOSSES, loss=loss))
         self.discriminator_loss, self.generator_loss = get_losses(loss)
         self.generator, self.discriminator = generator, discriminator
         self.noise_dim, self.loss, self.pack, self.d_steps = noise_dim, loss, pack, d_steps
@@ -341,7 +341,8 @@ def train_1d_game(steps, batch_size, snapshots, loss="non_saturating", target=TA
         pg_rows.append(histogram_density(pair.generate(samples, seed=seed), edges))
 
     record.steps = marks
-    d_losses, g_losses, g_grads = _train(pair, steps, batch_size, record, f"1-D game ({loss})", critic_head_start)
+    d_losses, g_losses, g_grads = _train(pair, steps, batch_size, record, _("1-D game ({loss})").format(loss=loss),
+                                         critic_head_start)
     return GameRun(loss, x, edges, target.density(x), marks, np.array(d_rows), np.array(pg_rows),
                    d_losses, g_losses, g_grads, {"generator": generator, "discriminator": discriminator})
 
@@ -400,7 +401,7 @@ class RingRun:
     g_loss: np.ndarray
 
 
-def train_ring(steps, batch_size, snapshots, label="non-saturating GAN", loss="non_saturating", pack=1,
+def train_ring(steps, batch_size, snapshots, label=N_("non-saturating GAN"), loss="non_saturating", pack=1,
                d_steps=1, seed=0, noise_dim=16, hidden=(128, 128), lr_g=1e-3, lr_d=1e-3, samples=2_000):
     """Train an MLP GAN on the ring of 8 Gaussians; record samples and mode coverage at snapshots.
 
@@ -410,7 +411,7 @@ def train_ring(steps, batch_size, snapshots, label="non-saturating GAN", loss="n
     import keras
 
     if batch_size % pack:
-        raise ValueError(f"batch_size {batch_size} must be a multiple of pack {pack}")
+        raise ValueError(_("batch_size {batch_size} must be a multiple of pack {pack}").format(batch_size=batch_size, pack=pack))
     keras.utils.set_random_seed(seed)
     generator = build_mlp(noise_dim, hidden, 2, "generator")
     discriminator = build_mlp(2 * pack, hidden, 1, "discriminator")
@@ -426,7 +427,8 @@ def train_ring(steps, batch_size, snapshots, label="non-saturating GAN", loss="n
         good.append(share)
 
     record.steps = snapshot_steps(steps, snapshots)
-    d_losses, g_losses, _ = _train(pair, steps, batch_size, record, f"ring ({label})")
+    label = _(label)  # the default's translation; a label the caller gives is used as it is
+    d_losses, g_losses, _grads = _train(pair, steps, batch_size, record, _("ring ({label})").format(label=label))
     return RingRun(label, record.steps, np.array(rows), np.array(covered), np.array(good), d_losses, g_losses)
 
 

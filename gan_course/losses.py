@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from gan_course.i18n import _
+
 
 def _logits(x):
     # Losses in float32 even when the networks compute in float16 (mixed precision).
@@ -72,12 +74,12 @@ def get_losses(name: str = "non_saturating", label_smoothing: float = 0.0):
     `label_smoothing` s sets the real images' target to 1 - s (one-sided: fakes stay 0).
     """
     if name not in LOSSES:
-        raise KeyError(f"unknown loss {name!r}; use one of {', '.join(LOSSES)}")
+        raise KeyError(_("unknown loss {name!r}; use one of {known}").format(name=name, known=", ".join(LOSSES)))
     if not 0.0 <= label_smoothing < 1.0:
-        raise ValueError(f"label_smoothing must be in [0, 1), not {label_smoothing}")
+        raise ValueError(_("label_smoothing must be in [0, 1), not {value}").format(value=label_smoothing))
     d_loss, g_loss, smoothable = LOSSES[name]
     if label_smoothing and not smoothable:
-        raise ValueError(f"label smoothing applies to cross-entropy losses, not to {name!r}")
+        raise ValueError(_("label smoothing applies to cross-entropy losses, not to {name!r}").format(name=name))
     if smoothable:
 
         def d_loss_fn(real_logits, fake_logits):

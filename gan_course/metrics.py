@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import json
 import os
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from gan_course.i18n import _
+from gan_course.i18n import N_, _
 
 CLASSIFIER_VERSION = 1  # bump when the architecture or training recipe changes
 FEATURE_LAYER = "features"
@@ -36,9 +37,9 @@ FEATURE_LAYER = "features"
 def _as_features(feats) -> np.ndarray:
     feats = np.asarray(feats, np.float64)
     if feats.ndim != 2:
-        raise ValueError(f"features must be a 2-D array (samples, features); got shape {feats.shape}")
+        raise ValueError(_("features must be a 2-D array (samples, features); got shape {shape}").format(shape=feats.shape))
     if len(feats) < 2:
-        raise ValueError("a covariance needs at least 2 samples per set")
+        raise ValueError(_("a covariance needs at least 2 samples per set"))
     return feats
 
 
@@ -58,7 +59,7 @@ def frechet_distance(feats_a, feats_b) -> float:
     """
     a, b = _as_features(feats_a), _as_features(feats_b)
     if a.shape[1] != b.shape[1]:
-        raise ValueError(f"feature sizes differ: {a.shape[1]} and {b.shape[1]}")
+        raise ValueError(_("feature sizes differ: {a} and {b}").format(a=a.shape[1], b=b.shape[1]))
     mu_a, mu_b = a.mean(0), b.mean(0)
     sigma_a, sigma_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     root_a = _psd_sqrt(sigma_a)
@@ -102,7 +103,7 @@ def classifier_score(probs, splits: int = 10) -> tuple[float, float]:
     """
     probs = np.asarray(probs, np.float64)
     if probs.ndim != 2:
-        raise ValueError(f"probs must be (samples, classes); got shape {probs.shape}")
+        raise ValueError(_("probs must be (samples, classes); got shape {shape}").format(shape=probs.shape))
     eps = 1e-12
     scores = []
     for part in np.array_split(probs, max(1, min(splits, len(probs)))):
@@ -282,8 +283,8 @@ def evaluate(generator_or_samples, dataset: str = "mnist", n: int | None = None,
     real = train.x[rng.choice(len(train), n, replace=False)]
     fake = sample_images(generator_or_samples, n, seed, value_range)
     if fake.shape[1:] != reference.shape[1:]:
-        raise ValueError(f"generated images have shape {fake.shape[1:]}; the {dataset} classifier "
-                         f"expects {reference.shape[1:]}")
+        raise ValueError(_("generated images have shape {shape}; the {dataset} classifier expects {expected}").format(
+            shape=fake.shape[1:], dataset=dataset, expected=reference.shape[1:]))
     if len(fake) < n:
         n = len(fake)
         reference, real = reference[:n], real[:n]
@@ -294,22 +295,23 @@ def evaluate(generator_or_samples, dataset: str = "mnist", n: int | None = None,
     kid_options = dict(subsets=p.metrics_kid_subsets, subset_size=p.metrics_kid_subset_size, seed=seed)
     hist_fake, hist_real = class_histogram(fake_p), class_histogram(real_p)
     kid_fake, kid_real = (kernel_inception_distance(f, ref_f, **kid_options) for f in (fake_f, real_f))
+    # The names and verdicts stay English in the rows (keys a program reads); format_table translates them.
     rows = [
-        {"metric": "Fréchet distance (classifier features)", "generated": frechet_distance(fake_f, ref_f),
-         "real baseline": frechet_distance(real_f, ref_f), "better": "lower"},
-        {"metric": "KID x 1000", "generated": 1000 * kid_fake[0], "real baseline": 1000 * kid_real[0],
-         "better": "lower"},
-        {"metric": "classifier score (IS formula, max 10)", "generated": classifier_score(fake_p)[0],
-         "real baseline": classifier_score(real_p)[0], "better": "higher"},
-        {"metric": "largest class share", "generated": float(hist_fake.max()),
-         "real baseline": float(hist_real.max()), "better": "close to baseline"},
-        {"metric": "classes with >= 2% of samples", "generated": int((hist_fake >= 0.02).sum()),
-         "real baseline": int((hist_real >= 0.02).sum()), "better": "higher"},
+        {"metric": N_("Fréchet distance (classifier features)"), "generated": frechet_distance(fake_f, ref_f),
+         "real baseline": frechet_distance(real_f, ref_f), "better": N_("lower")},
+        {"metric": N_("KID x 1000"), "generated": 1000 * kid_fake[0], "real baseline": 1000 * kid_real[0],
+         "better": N_("lower")},
+        {"metric": N_("classifier score (IS formula, max 10)"), "generated": classifier_score(fake_p)[0],
+         "real baseline": classifier_score(real_p)[0], "better": N_("higher")},
+        {"metric": N_("largest class share"), "generated": float(hist_fake.max()),
+         "real baseline": float(hist_real.max()), "better": N_("close to baseline")},
+        {"metric": N_("classes with >= 2% of samples"), "generated": int((hist_fake >= 0.02).sum()),
+         "real baseline": int((hist_real >= 0.02).sum()), "better": N_("higher")},
     ]
     for row in rows:
         row["samples"] = n
-    rows.append({"metric": "class histogram", "generated": hist_fake, "real baseline": hist_real,
-                 "better": "close to baseline", "samples": n})
+    rows.append({"metric": N_("class histogram"), "generated": hist_fake, "real baseline": hist_real,
+                 "better": N_("close to baseline"), "samples": n})
     if not quiet:
         source = _(" (stand-in data)") if classifier.standin else ""
         print(_("{n:,} samples against {n:,} {dataset} test images{source}; classifier test accuracy {accuracy:.2%}.").format(
@@ -327,10 +329,13 @@ def format_table(rows: list[dict]) -> str:
             return f"{value:d}"
         return f"{value:.3f}"
 
-    header = ("metric", "generated", "real baseline", "better")
-    table = [header] + [(r["metric"], cell(r["generated"]), cell(r["real baseline"]), r["better"]) for r in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(4)]
-    lines = ["  ".join(text.ljust(w) for text, w in zip(line, widths)).rstrip() for line in table]
+    def width(text):  # a Chinese character takes two columns
+        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+    header = (_("metric"), _("generated"), _("real baseline"), _("better"))
+    table = [header] + [(_(r["metric"]), cell(r["generated"]), cell(r["real baseline"]), _(r["better"])) for r in rows]
+    widths = [max(width(line[i]) for line in table) for i in range(4)]
+    lines = ["  ".join(text + " " * (w - width(text)) for text, w in zip(line, widths)).rstrip() for line in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -341,7 +346,7 @@ def class_agreement(probs, labels) -> tuple[float, float]:
     and its mean probability for that label."""
     probs, labels = np.asarray(probs), np.asarray(labels, np.int64)
     if len(probs) != len(labels):
-        raise ValueError(f"{len(probs)} probability rows but {len(labels)} labels")
+        raise ValueError(_("{n} probability rows but {labels} labels").format(n=len(probs), labels=len(labels)))
     return float(np.mean(probs.argmax(-1) == labels)), float(np.mean(probs[np.arange(len(labels)), labels]))
 
 
@@ -357,7 +362,7 @@ def mean_pairwise_distance(features, labels=None) -> float:
         return float(np.mean([mean_pairwise_distance(features[labels == c]) for c in np.unique(labels)]))
     n = len(features)
     if n < 2:
-        raise ValueError("a pairwise distance needs at least 2 samples")
+        raise ValueError(_("a pairwise distance needs at least 2 samples"))
     squared = np.sum(features ** 2, axis=1)
     distances = np.sqrt(np.clip(squared[:, None] + squared[None, :] - 2 * features @ features.T, 0, None))
     return float(distances.sum() / (n * (n - 1)))

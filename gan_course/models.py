@@ -21,6 +21,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from gan_course.i18n import _
+
 WEIGHT_INIT = keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
 GAMMA_INIT = keras.initializers.RandomNormal(mean=1.0, stddev=0.02)
 LEAKY_SLOPE = 0.2
@@ -48,9 +50,9 @@ def first_map_size(image_size: int, num_upsamples: int) -> int:
     """Side of G's first feature map: the image side divided by 2 once per stride-2 layer."""
     size, rest = divmod(image_size, 2 ** num_upsamples)
     if rest or size < 1:
-        raise ValueError(
-            f"an image side of {image_size} cannot be reached from a whole feature map by "
-            f"{num_upsamples} stride-2 upsamplings; change the filters or the output stride"
+        raise ValueError(_(
+            "an image side of {size} cannot be reached from a whole feature map by "
+            "{n} stride-2 upsamplings; change the filters or the output stride").format(size=image_size, n=num_upsamples)
         )
     return size
 
@@ -113,7 +115,7 @@ def build_discriminator(image_shape=(28, 28, 1), d_filters=(64, 128), kernel_siz
 def build_dcgan(preset: str = "mnist", latent_dim: int = 100, **overrides) -> tuple[keras.Model, keras.Model]:
     """(generator, discriminator) of a preset; keyword arguments override its entries."""
     if preset not in PRESETS:
-        raise KeyError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+        raise KeyError(_("unknown preset {preset!r}; use one of {known}").format(preset=preset, known=", ".join(PRESETS)))
     config = {**PRESETS[preset], **overrides}
     generator = build_generator(latent_dim, **config)
     discriminator = build_discriminator(**config)
@@ -165,9 +167,9 @@ def build_conditional_dcgan(preset: str = "mnist", latent_dim: int = 100, num_cl
                             **overrides) -> tuple[keras.Model, keras.Model]:
     """(conditional generator, conditional discriminator) of a preset; keywords override its entries."""
     if preset not in PRESETS:
-        raise KeyError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+        raise KeyError(_("unknown preset {preset!r}; use one of {known}").format(preset=preset, known=", ".join(PRESETS)))
     if num_classes < 2:
-        raise ValueError(f"a conditional GAN needs at least 2 classes, not {num_classes}")
+        raise ValueError(_("a conditional GAN needs at least 2 classes, not {n}").format(n=num_classes))
     config = {**PRESETS[preset], **overrides}
     return (build_conditional_generator(latent_dim, num_classes, **config),
             build_conditional_discriminator(num_classes, **config))
@@ -305,9 +307,11 @@ def guideline_checks(generator: keras.Model, discriminator: keras.Model) -> list
     d_down = [l for l in d if isinstance(l, layers.Conv2D) and not isinstance(l, layers.Conv2DTranspose)]
     strided = (any(max(l.strides) > 1 for l in g_up) and any(max(l.strides) > 1 for l in d_down)
                and not pooling)
-    results = [("1. strided convolutions, no pooling", strided,
-                f"G: {sum(max(l.strides) > 1 for l in g_up)} strided transposed conv; "
-                f"D: {sum(max(l.strides) > 1 for l in d_down)} strided conv; pooling/upsampling layers: {pooling or 'none'}")]
+    none = _("none")
+    results = [(_("1. strided convolutions, no pooling"), strided,
+                _("G: {g} strided transposed conv; D: {d} strided conv; pooling/upsampling layers: {pooling}").format(
+                    g=sum(max(l.strides) > 1 for l in g_up), d=sum(max(l.strides) > 1 for l in d_down),
+                    pooling=pooling or none))]
 
     g_weighted = [i for i, l in enumerate(g) if isinstance(l, (layers.Dense, layers.Conv2DTranspose, layers.Conv2D))]
     d_weighted = [i for i, l in enumerate(d) if isinstance(l, (layers.Dense, layers.Conv2D))]
@@ -317,22 +321,24 @@ def guideline_checks(generator: keras.Model, discriminator: keras.Model) -> list
     d_input_bn = bool(d_convs) and _followed_by_batch_norm(d, d_convs[0])
     d_missing = [d[i].name for i in d_convs[1:] if not _followed_by_batch_norm(d, i)]
     ok = not (g_missing or g_output_bn or d_input_bn or d_missing)
-    results.append(("2. batch norm except G output and D input", ok,
-                    f"without BN: {g_missing + d_missing or 'none'}; G output BN: {g_output_bn}; D input BN: {d_input_bn}"))
+    results.append((_("2. batch norm except G output and D input"), ok,
+                    _("without BN: {missing}; G output BN: {g_output}; D input BN: {d_input}").format(
+                        missing=g_missing + d_missing or none, g_output=g_output_bn, d_input=d_input_bn)))
 
     g_dense = [i for i, l in enumerate(g) if isinstance(l, layers.Dense)]
     d_dense = [i for i, l in enumerate(d) if isinstance(l, layers.Dense)]
     hidden = [g[i].name for i in g_dense if i != 0] + [d[i].name for i in d_dense if i != len(d) - 1]
-    results.append(("3. no fully connected hidden layers", not hidden,
-                    f"Dense layers other than G's projection of z and D's output: {hidden or 'none'}"))
+    results.append((_("3. no fully connected hidden layers"), not hidden,
+                    _("Dense layers other than G's projection of z and D's output: {layers}").format(layers=hidden or none)))
 
     g_acts = [a for a in map(_activation_of, g) if a]
     ok = bool(g_acts) and g_acts[-1] == "tanh" and all(a == "relu" for a in g_acts[:-1])
-    results.append(("4. ReLU in G, tanh at its output", ok, f"G activations: {sorted(set(g_acts[:-1]))} then {g_acts[-1:]}"))
+    results.append((_("4. ReLU in G, tanh at its output"), ok, _("G activations: {hidden} then {output}").format(
+        hidden=sorted(set(g_acts[:-1])), output=g_acts[-1:])))
 
     d_acts = [a for a in map(_activation_of, d) if a]
     ok = bool(d_acts) and all(a == "leaky_relu" for a in d_acts)
-    results.append(("5. LeakyReLU in D", ok, f"D activations: {sorted(set(d_acts))}"))
+    results.append((_("5. LeakyReLU in D"), ok, _("D activations: {activations}").format(activations=sorted(set(d_acts)))))
     return results
 
 

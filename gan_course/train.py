@@ -250,15 +250,16 @@ def image_batches(images, batch_size: int, seed: int = 0, labels=None) -> tf.dat
     if labels is True:
         labels = getattr(images, "y", None)
         if labels is None:
-            raise ValueError("labels=True needs images with labels (an ImageData with y)")
+            raise ValueError(_("labels=True needs images with labels (an ImageData with y)"))
     images = tf.convert_to_tensor(np.asarray(getattr(images, "x", images), np.float32))
     count = int(images.shape[0])
     if count < batch_size:
-        raise ValueError(f"{count} images cannot fill a batch of {batch_size}")
+        raise ValueError(_("{count} images cannot fill a batch of {batch_size}").format(count=count, batch_size=batch_size))
     if labels is not None:
         labels = np.asarray(labels)
         if labels.shape != (count,):
-            raise ValueError(f"labels must have shape ({count},) for {count} images, not {labels.shape}")
+            raise ValueError(_("labels must have shape ({count},) for {count} images, not {shape}").format(
+                count=count, shape=labels.shape))
         labels = tf.convert_to_tensor(labels.astype(np.int32))
         gather = lambda i: (tf.gather(images, i), tf.gather(labels, i))
     else:
@@ -345,14 +346,14 @@ class Trainer:
                  strategy: tf.distribute.Strategy | None = None, progress: bool = True, quiet: bool = False,
                  steps_per_execution="auto", jit_compile="auto"):
         if best_mode not in ("min", "max"):
-            raise ValueError("best_mode is 'min' or 'max'")
+            raise ValueError(_("best_mode is 'min' or 'max'"))
         self.strategy = strategy or tf.distribute.get_strategy()
         with self.strategy.scope():
             gan = gan if isinstance(gan, keras.Model) else gan()
             if strategy is not None and not all(self.strategy.extended.variable_created_in_scope(v.value)
                                                 for v in gan.generator.weights[:1] + gan.discriminator.weights[:1]):
-                raise ValueError("this GAN was built outside the strategy's scope: pass a function "
-                                 "that builds it (Trainer(lambda: make_gan(...), ..., strategy=...)).")
+                raise ValueError(_("this GAN was built outside the strategy's scope: pass a function "
+                                   "that builds it (Trainer(lambda: make_gan(...), ..., strategy=...))."))
             # Optimizer slots exist before a restore, so a checkpoint fills them directly.
             gan.d_optimizer.build(gan.discriminator.trainable_variables)
             gan.g_optimizer.build(gan.generator.trainable_variables)
@@ -472,6 +473,7 @@ class Trainer:
         images = self.generate()
         grid = image_grid(images, value_range=self.value_range)
         path = self.samples_dir / f"step_{step:06d}.png"
+        # English whatever the language: PIL's built-in font has no Chinese glyphs.
         iio.imwrite(path, _labelled_frame(grid, f"step {step}"))
         with self.writer.as_default():
             image = grid[None, ..., None] if grid.ndim == 2 else grid[None]
@@ -538,7 +540,7 @@ class Trainer:
 
         if not isinstance(data, tf.data.Dataset):
             if not batch_size:
-                raise ValueError("give batch_size when fit gets images rather than a tf.data.Dataset")
+                raise ValueError(_("give batch_size when fit gets images rather than a tf.data.Dataset"))
             data = image_batches(data, batch_size, seed=seed)
         start = self.step
         self._hooked_step = start

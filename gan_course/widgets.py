@@ -14,7 +14,7 @@ import traceback
 
 import numpy as np
 
-from gan_course.i18n import _
+from gan_course.i18n import N_, _
 
 
 # ----------------------------------------------------------------------------- paths
@@ -88,7 +88,7 @@ def _latent_dim(generator, latent_dim):
         return int(latent_dim)
     shape = getattr(generator, "input_shape", None)
     if shape is None:
-        raise ValueError("pass latent_dim= for a generator that is not a Keras model")
+        raise ValueError(_("pass latent_dim= for a generator that is not a Keras model"))
     return int(shape[-1])
 
 
@@ -115,8 +115,8 @@ class _Explorer:
         except Exception as err:  # anything the generator or the student's code raises
             self.error = f"{type(err).__name__}: {err}"
             where = traceback.extract_tb(err.__traceback__)[-1]
-            self.output.append_stdout(f"⚠ the redraw failed: {self.error}\n"
-                                      f"  (in {where.name}, {where.filename.rsplit('/', 1)[-1]}:{where.lineno})\n")
+            self.output.append_stdout(_("⚠ the redraw failed: {error}\n  (in {function}, {file}:{line})\n").format(
+                error=self.error, function=where.name, file=where.filename.rsplit("/", 1)[-1], line=where.lineno))
             return False
         if self.error is not None:
             self.error = None
@@ -146,7 +146,7 @@ class LatentExplorer(_Explorer):
         self.dims = [int(d) for d in dims]
         bad = [d for d in self.dims if not 0 <= d < self.latent_dim]
         if bad:
-            raise ValueError(f"dims {bad} are outside z's {self.latent_dim} dimensions")
+            raise ValueError(_("dims {dims} are outside z's {n} dimensions").format(dims=bad, n=self.latent_dim))
         self.make_input = make_input or (lambda z: z)
         self.z = (self.rng.standard_normal(self.latent_dim) if z is None else np.asarray(z)).astype(np.float32)
         labels = labels or {}
@@ -248,10 +248,11 @@ class TruncationExplorer(_Explorer):
         self.sample = sample
         names = dict(enumerate(class_names)) if isinstance(class_names, (list, tuple)) else dict(class_names)
         if not names:
-            raise ValueError("class_names is empty: give at least one class to pick")
+            raise ValueError(_("class_names is empty: give at least one class to pick"))
         low, high = thresholds
         if not 0 < low <= threshold <= high:
-            raise ValueError(f"threshold {threshold} must lie in the slider's range [{low}, {high}], with {low} > 0")
+            raise ValueError(_("threshold {threshold} must lie in the slider's range [{low}, {high}], with {low} > 0").format(
+                threshold=threshold, low=low, high=high))
         self.seed = seed
         self.threshold = w.FloatSlider(value=threshold, min=low, max=high, step=step, description=_("truncation"),
                                        continuous_update=False, readout_format=".2f")
@@ -287,7 +288,7 @@ class CodeExplorer(_Explorer):
     `class_names` labels the picker (InfoGAN's codes are not digits until matched).
     """
 
-    def __init__(self, generate_codes, num_classes: int = 10, code_names=("code 1", "code 2"), noise_dim: int = 62,
+    def __init__(self, generate_codes, num_classes: int = 10, code_names=(N_("code 1"), N_("code 2")), noise_dim: int = 62,
                  samples: int = 8, class_names=None, limit: float = 2.0, seed: int = 0, value_range=(-1.0, 1.0),
                  zoom: int = 3):
         import ipywidgets as w
@@ -297,10 +298,10 @@ class CodeExplorer(_Explorer):
         self.samples = int(samples)
         names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
         if len(names) != num_classes:
-            raise ValueError(f"class_names has {len(names)} names for {num_classes} classes")
+            raise ValueError(_("class_names has {n} names for {classes} classes").format(n=len(names), classes=num_classes))
         self.picker = w.ToggleButtons(options=[(name, i) for i, name in enumerate(names)], value=0,
                                       description=_("class"), style={"button_width": "36px"})
-        self.sliders = [w.FloatSlider(value=0.0, min=-limit, max=limit, step=0.05, description=name,
+        self.sliders = [w.FloatSlider(value=0.0, min=-limit, max=limit, step=0.05, description=_(name),
                                       continuous_update=False, readout_format=".2f") for name in code_names]
         self.noise = self.rng.standard_normal((self.samples, self.latent_dim)).astype(np.float32)
         self.redraw_button = w.Button(description=_("New noise"), icon="refresh",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -172,6 +173,15 @@ def _printable(text: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f-\x9f]", "?", str(text))
 
 
+def _columns(text: str) -> int:
+    """How many terminal columns `text` takes (a Chinese character takes two)."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * max(0, width - _columns(text))
+
+
 def summary(report: GradeReport, subs: list) -> str:
     """The instructor's summary, in the current language (the instructor's)."""
     names = report.names
@@ -182,14 +192,14 @@ def summary(report: GradeReport, subs: list) -> str:
                   else _(", without a sandbox ({why}).").format(why=report.sandbox_note)),
         "",
     ]
-    width = max([len(_printable(s.student)) for s in subs] + [7])
+    head = _("student")
+    width = max([_columns(_printable(s.student)) for s in subs] + [_columns(head), 7])
     if len(subs) <= 60:
-        head = _("student")
-        lines.append(_("{student}  score").format(student=f"{head:<{width}}"))
+        lines.append(_("{student}  score").format(student=_pad(head, width)))
         for sub in subs:
             total = report.total(sub.student)
             marks = "".join(STATUS_MARK[report.outcomes[sub.student][n].status] for n in names)
-            lines.append(f"{_printable(sub.student):<{width}}  {total:g}/{report.maximum:g}  {marks}")
+            lines.append(f"{_pad(_printable(sub.student), width)}  {total:g}/{report.maximum:g}  {marks}")
         lines.append("")
     lines.append(_("per exercise: {statuses}").format(statuses=_(", ").join(status_name(s) for s in STATUSES)))
     for name in names:

@@ -32,6 +32,12 @@ with the reference's outputs on hidden inputs (a seed per student and exercise, 
 fresh per run and recorded) by the same verdict code as `gc.check`.
 
 *report*  grades.csv, results.json (with ``"sandbox": true/false``) and feedback/.
+
+Languages: each student's outcomes and feedback are built inside ``with
+i18n.using(that student's language):``, the language of the notebook
+(``metadata.gan_course.language``), so a class with both editions gets each student's
+feedback in their own; what is printed for the instructor follows the instructor's
+language (`GAN_COURSE_LANG`, else the locale).
 """
 from __future__ import annotations
 
@@ -49,6 +55,7 @@ from queue import Empty, Queue
 
 import numpy as np
 
+from gan_course import i18n
 from gan_course.grader import run as runner
 from gan_course.grader.judge import STATUSES, Outcome, judge, reference_expected  # noqa: F401 - re-exported
 from gan_course.grader.locate import Located, locate_exercises, setup_code  # noqa: F401
@@ -64,10 +71,12 @@ from gan_course.grader.read import (  # noqa: F401
     pick_notebooks,
     read_candidates,
     read_notebook,
+    read_notebook_and_language,
     solution_notebook,
 )
 from gan_course.grader.report import GradeReport, feedback_markdown, summary, write_outputs  # noqa: F401
 from gan_course.grader.exercise import OUTPUT_CAP
+from gan_course.i18n import _
 from gan_course.release import exercise_name  # noqa: F401
 
 DEFAULT_TIMEOUT = 60.0
@@ -87,8 +96,8 @@ def note_earlier_failures(names: list[str], located: dict, outcomes: dict) -> No
         for earlier in names[:i]:
             if outcomes[earlier].status != "pass" and re.search(rf"\b{re.escape(earlier)}\s*\(", located[name].source):
                 outcomes[name].notes.append(
-                    f"this exercise calls your `{earlier}`, which did not pass: fix `{earlier}` first, "
-                    "its mistakes may show up here too."
+                    _("this exercise calls your `{earlier}`, which did not pass: fix `{earlier}` first, "
+                      "its mistakes may show up here too.").format(earlier=earlier)
                 )
 
 
@@ -119,16 +128,20 @@ def grade(
     read_candidates(subs)
     lab = choose_lab(subs, lab_number(lab) if lab else None)
     pick_notebooks(subs, lab)
+    instructor = i18n.language()
+    for sub in subs:  # a notebook that could not be read: its problem was said in the instructor's language
+        sub.lang = sub.lang or instructor
     if lab not in checks.LAB_MODULES:
-        raise GradeError(f"lab {lab} has no registered exercises (known labs: {', '.join(sorted(checks.LAB_MODULES))})")
+        raise GradeError(_("lab {lab} has no registered exercises (known labs: {labs})").format(
+            lab=lab, labs=", ".join(sorted(checks.LAB_MODULES))))
     solution = solution_notebook(root, lab)
     try:
-        solution_cells, _ = read_notebook(solution)
+        solution_cells = read_notebook(solution)[0]
     except NotebookError as err:
-        raise GradeError(f"the solution notebook {solution} {err}") from None
+        raise GradeError(_("the solution notebook {path} {problem}").format(path=solution, problem=err)) from None
     names = list(dict.fromkeys(c.exercise for c in solution_cells if c.exercise and c.cell_type == "code"))
     if not names:
-        raise GradeError(f"{solution} has no exercise cells (`# EXERCISE: name`)")
+        raise GradeError(_("{path} has no exercise cells (`# EXERCISE: name`)").format(path=solution))
     reference_sources = {n: locate_exercises(solution_cells, [n])[n].source for n in names}
     setup = setup_code(solution_cells)
     batch_seed = secrets.randbits(32) if seed is None else int(seed)
@@ -155,19 +168,22 @@ def grade(
     if not sandboxed:
         if require_sandbox:
             shutil.rmtree(private, ignore_errors=True)
-            raise GradeError(f"no sandbox: {why_not}; refusing to grade (--require-sandbox)")
-        print(f"gan-course grade: no sandbox ({why_not}); each exercise runs in a separate process with hard "
-              "limits only: submitted code can read what this user can read.", file=sys.stderr)
+            raise GradeError(_("no sandbox: {why}; refusing to grade (--require-sandbox)").format(why=why_not))
+        print("gan-course grade: " + _("no sandbox ({why}); each exercise runs in a separate process with hard "
+                                       "limits only: submitted code can read what this user can read.").format(why=why_not),
+              file=sys.stderr)
 
     out.mkdir(parents=True, exist_ok=True)
     env["GAN_COURSE_GRADE_SCRATCH"] = str(private)
     limits = {"timeout": float(timeout), "memory_mb": int(memory_mb), "output_cap": OUTPUT_CAP, "lab": lab}
     located = {}
     for sub in subs:
-        try:
-            located[sub.student] = locate_exercises(sub.cells, names) if sub.problem is None else {}
-        except Exception as err:  # noqa: BLE001 - one submission never stops the batch
-            sub.problem, located[sub.student] = f"could not be read as a notebook ({type(err).__name__})", {}
+        with i18n.using(sub.lang):
+            try:
+                located[sub.student] = locate_exercises(sub.cells, names) if sub.problem is None else {}
+            except Exception as err:  # noqa: BLE001 - one submission never stops the batch
+                sub.problem = _("could not be read as a notebook ({error})").format(error=type(err).__name__)
+                located[sub.student] = {}
     seeds = {(s.student, n): student_seed(batch_seed, s.student, n) for s in subs for n in names}
     # The worker imports these once, before it forks: the lab's module, and TensorFlow and
     # Keras when the setup calls gc.setup() (which imports them in every child otherwise).
@@ -189,7 +205,7 @@ def grade(
         if sub.problem is not None or not located[sub.student]:
             continue
         mine = located[sub.student]
-        job = dict(base, role="student")
+        job = dict(base, role="student", lang=sub.lang)  # messages made in the child (a signature) in the student's language
         job["exercises"] = [
             dict(name=n, source=mine[n].source, earlier=[[e, mine[e].source] for e in names[:i] if e in mine],
                  seeds=[seeds[(sub.student, n)]])
@@ -200,7 +216,7 @@ def grade(
     workers = max(1, int(workers or os.cpu_count() or 1))
     from tqdm.auto import tqdm
 
-    warm = {"setup_code": setup, "modules": modules}
+    warm = {"setup_code": setup, "modules": modules, "languages": sorted({s.lang for s in subs} - {"en"})}
     queue = Queue()
     for who, job in jobs:  # the reference first: it runs on a fresh worker, before any student's code
         runs = len(job["exercises"]) * (max(1, len(subs)) if who == "_reference" else 1)
@@ -238,37 +254,46 @@ def grade(
         unknown = [n for n in names if n not in registered]
         if unknown:
             raise GradeError(
-                f"{solution.name} has exercise cells the library does not register: {', '.join(unknown)} "
-                f"(add @exercise to {checks.LAB_MODULES[lab]})"
+                _("{notebook} has exercise cells the library does not register: {names} "
+                  "(add @exercise to {module})").format(
+                    notebook=solution.name, names=", ".join(unknown), module=checks.LAB_MODULES[lab])
             )
         exercises = {n: registered[n] for n in names}
         for n, ex in exercises.items():
             count = len(ex.cases(np.random.default_rng(0)))
             if count < 5:
-                print(f"gan-course grade: `{n}` has only {count} test case(s); the course asks for at least 5.", file=sys.stderr)
+                print("gan-course grade: " + _("`{name}` has only {count} test case(s); the course asks for at least 5.").format(
+                    name=n, count=count), file=sys.stderr)
         expected, reference_problems = {}, {}
         for n in names:
             expected[n], reference_problems[n] = reference_expected(n, received.get("_reference", {}).get(n))
             if reference_problems[n]:
                 print(f"gan-course grade: {reference_problems[n]}", file=sys.stderr)
 
+        def reference_problem(n: str) -> str | None:
+            """The reference's problem with exercise `n`, in the current language (rare: said again per language)."""
+            if not reference_problems[n] or i18n.language() == instructor:
+                return reference_problems[n]
+            return reference_expected(n, received.get("_reference", {}).get(n))[1]
+
         outcomes = {}
         for sub in subs:
             outcomes[sub.student] = {}
             got = received.get(sub.student, {})
-            for n in names:
-                try:
-                    outcomes[sub.student][n] = judge(
-                        exercises[n], n, sub, located[sub.student].get(n), seeds[(sub.student, n)], got.get(n),
-                        expected.get(n), reference_problems[n], limits,
-                    )
-                except Exception as err:  # noqa: BLE001 - one submission never stops the batch
-                    outcomes[sub.student][n] = Outcome(
-                        "error", check="grader", seed=seeds[(sub.student, n)],
-                        message=f"the grader could not judge this exercise ({type(err).__name__}: {err}); tell the instructor.",
-                    )
-        for sub in subs:
-            note_earlier_failures(names, located[sub.student], outcomes[sub.student])
+            with i18n.using(sub.lang):  # everything this student reads, in the language of their notebook
+                for n in names:
+                    try:
+                        outcomes[sub.student][n] = judge(
+                            exercises[n], n, sub, located[sub.student].get(n), seeds[(sub.student, n)], got.get(n),
+                            expected.get(n), reference_problem(n), limits,
+                        )
+                    except Exception as err:  # noqa: BLE001 - one submission never stops the batch
+                        outcomes[sub.student][n] = Outcome(
+                            "error", check="grader", seed=seeds[(sub.student, n)],
+                            message=_("the grader could not judge this exercise ({kind}: {error}); tell the "
+                                      "instructor.").format(kind=type(err).__name__, error=err),
+                        )
+                note_earlier_failures(names, located[sub.student], outcomes[sub.student])
     finally:
         if not keep_work:
             shutil.rmtree(private, ignore_errors=True)

@@ -8,6 +8,7 @@ labs' solutions and untouched student copies when they exist.
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,7 +21,7 @@ import pytest
 from gan_course.grader import run as runner
 from gan_course.grader import wire
 from gan_course.grader.report import escape_markdown
-from gan_course import checks, grade
+from gan_course import checks, grade, i18n
 from gan_course.release import release_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -696,6 +697,61 @@ def test_feedback_reads_well():
     assert "**Check that failed:** shape" in text and "hello" in text and "- Moved" in text
 
 
+# ----------------------------------------------------------------------------- languages
+HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _with_wrong_count(language: str):
+    """The tiny lab's solution in `language`, with count_positive off by one (a `values` failure)."""
+    nb = tiny_solution_notebook()
+    nb.metadata["gan_course"]["language"] = language
+    for cell in nb.cells:
+        if cell.source.startswith("# EXERCISE: count_positive"):
+            cell.source = cell.source.replace("return int(np.sum(x > 0))", "return int(np.sum(x > 0)) + 1")
+    return nb
+
+
+def test_each_student_gets_feedback_in_the_language_of_their_notebook(course, tmp_path, monkeypatch):
+    monkeypatch.setenv(i18n.ENV_LANG, "en")  # the instructor's language
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    (subs / "zhao").mkdir(parents=True)
+    nbformat.write(_with_wrong_count("zh"), subs / "wang.ipynb")
+    nbformat.write(_with_wrong_count("en"), subs / "ann.ipynb")
+    nbformat.write(_with_wrong_count("zh"), subs / "zhao" / f"{LAB}_tiny.ipynb")
+    other = _with_wrong_count("zh")
+    other.metadata["gan_course"]["lab"] = "98"
+    nbformat.write(other, subs / "zhao" / "98_other.ipynb")
+    report = run_grade(course, subs, out)
+    results = results_of(out)
+    assert {s: results[s]["language"] for s in results} == {"wang": "zh", "ann": "en", "zhao": "zh"}
+    for student in results:  # machine-readable: English keys, statuses and checks in every language
+        assert results[student]["total"] == 2
+        got = results[student]["exercises"]["count_positive"]
+        assert (got["status"], got["check"]) == ("fail", "values")
+        assert bool(HAN.search(got["message"])) == (results[student]["language"] == "zh"), got
+
+    chinese = (out / "feedback" / "wang.md").read_text(encoding="utf-8")
+    assert chinese.startswith(f"# 实验 {LAB}：给 wang 的反馈")
+    assert "**得分：2 / 3**（67%）" in chinese and "| 练习 | 结果 | 得分 |" in chinese
+    assert "| `add_arrays` | ✓ 通过 | 1 |" in chinese and "## ✓ `add_arrays`：通过" in chinese
+    assert "全部 5 个隐藏测试用例都与参考答案一致。" in chinese
+    assert "## ✗ `count_positive`：未通过" in chinese and "**未通过的检查：** 数值" in chinese
+    assert "返回了" in chinese and "输入：x=" in chinese
+    assert not any(word in chinese for word in ("Score", "Check that failed", "Inputs", "hidden test"))
+    folder = (out / "feedback" / "zhao.md").read_text(encoding="utf-8")
+    assert f"你的文件夹中有 2 个笔记本；评分的是 `{LAB}_tiny.ipynb`（实验 {LAB}），而不是 `98_other.ipynb`。" in folder
+
+    english = (out / "feedback" / "ann.md").read_text(encoding="utf-8")
+    assert english.startswith(f"# Lab {LAB} feedback for ann") and "**Score: 2 / 3** (67%)" in english
+    assert "## ✓ `add_arrays`: pass" in english and "**Check that failed:** values" in english
+    assert "Inputs: x=" in english and not HAN.search(english)
+
+    # The summary is the instructor's: English here, Chinese for a Chinese-speaking instructor.
+    assert "Graded 3 submission(s)" in grade.summary(report, report.submissions)
+    with i18n.using("zh"):
+        assert f"已批改实验 {LAB} 的 3 份提交" in grade.summary(report, report.submissions)
+
+
 # ----------------------------------------------------------------------------- the real labs
 REAL_LABS = sorted(p for p in (ROOT / "solutions").glob("0[1-7]_*.ipynb"))
 
@@ -718,3 +774,47 @@ def test_real_lab_solution_full_marks_and_untouched_lab_zero(solution, tmp_path)
     for name, got in results["untouched"]["exercises"].items():
         assert (got["status"], got["check"], got["points"]) == ("fail", "runs", 0), (name, got)
         assert "not done yet" in got["message"], (name, got)
+
+
+def _lab01_submission(notebook: Path) -> nbformat.NotebookNode:
+    """Lab 01 as a student hands it in: `optimal_discriminator` pasted from the solution, a wrong
+    `js_divergence` (ones instead of the divergence), the other exercises untouched."""
+    solution = nbformat.read(ROOT / "solutions" / "01_gan_intuition.ipynb", as_version=4)
+    nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:
+        first = cell.source.split("\n", 1)[0]
+        if first == "# EXERCISE: optimal_discriminator":
+            cell.source = next(c.source for c in solution.cells if c.source.split("\n", 1)[0] == first)
+        elif first == "# EXERCISE: js_divergence":
+            cell.source = cell.source.replace("raise NotImplementedError()", "return np.ones(np.shape(p)[0], np.float32)")
+    return nb
+
+
+@pytest.mark.real_lab
+@pytest.mark.skipif(not (ROOT / "labs" / "zh" / "01_gan_intuition.ipynb").exists(), reason="no Chinese lab 01")
+def test_real_lab_chinese_and_english_twins_get_feedback_in_their_language(tmp_path, monkeypatch):
+    monkeypatch.delenv(i18n.ENV_LANG, raising=False)
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    subs.mkdir()
+    nbformat.write(_lab01_submission(ROOT / "labs" / "zh" / "01_gan_intuition.ipynb"), subs / "li_hua.ipynb")
+    nbformat.write(_lab01_submission(ROOT / "labs" / "01_gan_intuition.ipynb"), subs / "alice.ipynb")
+    with i18n.using("en"):  # the instructor's language
+        grade.grade(subs, out, workers=1, root=ROOT, timeout=60, progress=False)
+    results = results_of(out)
+    assert (results["li_hua"]["language"], results["alice"]["language"]) == ("zh", "en")
+    for student in ("li_hua", "alice"):
+        got = results[student]["exercises"]
+        assert got["optimal_discriminator"]["status"] == "pass", got
+        assert (got["js_divergence"]["status"], got["js_divergence"]["check"]) == ("fail", "values"), got
+        assert results[student]["total"] == 1
+
+    chinese = (out / "feedback" / "li_hua.md").read_text(encoding="utf-8")
+    assert chinese.startswith("# 实验 01：给 li\\_hua 的反馈")
+    assert "## ✓ `optimal_discriminator`：通过" in chinese
+    assert "## ✗ `js_divergence`：未通过" in chinese and "**未通过的检查：** 数值" in chinese
+    assert "数值不一致" in chinese and "提示：" in chinese
+    assert "**未通过的检查：** 运行" in chinese and "尚未完成" in chinese
+    english = (out / "feedback" / "alice.md").read_text(encoding="utf-8")
+    assert "## ✓ `optimal_discriminator`: pass" in english
+    assert "**Check that failed:** values" in english and "Values differ" in english and "Not done yet" in english
+    assert not HAN.search(english)

@@ -98,9 +98,17 @@ def _marked_messages() -> dict[str, str]:
     return found
 
 
+def _translations(entry) -> list[str]:
+    """An entry's Chinese: its msgstr, or every form of a plural entry (ngettext)."""
+    if entry.msgid_plural:
+        return list(entry.msgstr_plural.values()) if all(entry.msgstr_plural.values()) else []
+    return [entry.msgstr] if entry.msgstr else []
+
+
 def test_every_marked_message_has_a_chinese_entry():
     po = polib.pofile(str(LIBRARY_PO))
-    translated = {e.msgid: e for e in po if e.msgstr and not e.fuzzy and not e.obsolete}
+    translated = {text: e for e in po if _translations(e) and not e.fuzzy and not e.obsolete
+                  for text in (e.msgid, e.msgid_plural) if text}
     missing = [f"{where}: {text!r}" for text, where in _marked_messages().items() if text not in translated]
     assert not missing, ("messages with no Chinese entry in "
                          f"{LIBRARY_PO.relative_to(ROOT)} (run `make messages`, then translate):\n" + "\n".join(missing))
@@ -113,8 +121,8 @@ def _placeholders(text: str) -> list[str]:
 
 def test_chinese_messages_keep_their_placeholders():
     for entry in polib.pofile(str(LIBRARY_PO)):
-        if entry.msgstr:
-            assert _placeholders(entry.msgstr) == _placeholders(entry.msgid), entry.msgid
+        for text in _translations(entry):
+            assert _placeholders(text) == _placeholders(entry.msgid_plural or entry.msgid), entry.msgid
 
 
 def _wrong_double(x):
@@ -257,8 +265,8 @@ def test_chinese_text_uses_chinese_punctuation():
     """A comma, colon or semicolon right after a Chinese character is the full-width one."""
     ascii_after_han = re.compile(r"[\u4e00-\u9fff][,;:]")
     paths = [LIBRARY_PO, *sorted((CATALOGUES / "zh").glob("*.po"))]
-    bad = [f"{p.name}: {e.msgstr[:60]!r}" for p in paths for e in polib.pofile(str(p))
-           if ascii_after_han.search(_CODE.sub(" ", e.msgstr))]
+    bad = [f"{p.name}: {text[:60]!r}" for p in paths for e in polib.pofile(str(p)) for text in _translations(e)
+           if ascii_after_han.search(_CODE.sub(" ", text))]
     assert not bad, "\n".join(bad)
 
 

@@ -17,7 +17,9 @@ import traceback
 
 import numpy as np
 
+from gan_course import i18n
 from gan_course.grader.wire import encode, pack_result
+from gan_course.i18n import N_, _
 
 CELL_FILENAME = "<exercise cell>"
 SETUP_FILENAME = "<lab setup>"
@@ -26,18 +28,18 @@ OUTPUT_CAP = 20_000  # characters of printed output kept per exercise
 # Reported as tampering (the operating system already stops what matters): the
 # grader's audit hook is a witness, not a wall.
 REFUSED_EVENTS = {
-    "subprocess.Popen": "starting another program",
-    "os.system": "starting another program",
-    "os.exec": "starting another program",
-    "os.posix_spawn": "starting another program",
-    "os.spawn": "starting another program",
-    "pty.spawn": "starting another program",
-    "os.killpg": "sending signals to other processes",
-    "ctypes.dlopen": "loading C libraries with ctypes",
-    "ctypes.dlsym": "calling C functions with ctypes",
-    "gc.get_objects": "searching the interpreter's objects",
-    "gc.get_referrers": "searching the interpreter's objects",
-    "sys.addaudithook": "changing the grader's audit hook",
+    "subprocess.Popen": N_("starting another program"),
+    "os.system": N_("starting another program"),
+    "os.exec": N_("starting another program"),
+    "os.posix_spawn": N_("starting another program"),
+    "os.spawn": N_("starting another program"),
+    "pty.spawn": N_("starting another program"),
+    "os.killpg": N_("sending signals to other processes"),
+    "ctypes.dlopen": N_("loading C libraries with ctypes"),
+    "ctypes.dlsym": N_("calling C functions with ctypes"),
+    "gc.get_objects": N_("searching the interpreter's objects"),
+    "gc.get_referrers": N_("searching the interpreter's objects"),
+    "sys.addaudithook": N_("changing the grader's audit hook"),
 }
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
@@ -96,7 +98,7 @@ def make_audit_hook(workdir: str, protected: tuple, refusals: list, proc_pid: in
 
     def refuse(what):
         refusals.append(what[:300])
-        raise PermissionError(f"not allowed while grading: {what}")
+        raise PermissionError(_("not allowed while grading: {what}").format(what=what))
 
     def hook(event, args, _workdir=workdir):
         if event == "open":
@@ -113,23 +115,24 @@ def make_audit_hook(workdir: str, protected: tuple, refusals: list, proc_pid: in
                 return
             parts = where.split(os.sep)
             if len(parts) > 2 and parts[1] == "proc" and parts[2].isdigit() and int(parts[2]) != proc_pid:
-                refuse(f"opening {where} (another process's files, in a folder the grader protects)")
+                refuse(_("opening {path} (another process's files, in a folder the grader protects)").format(path=where))
             if any(_inside(where, p) for p in protected):
-                refuse(f"{'writing' if writing else 'opening'} {where} (a folder the grader protects)")
+                refuse((_("writing {path} (a folder the grader protects)") if writing
+                        else _("opening {path} (a folder the grader protects)")).format(path=where))
             if writing and where != "/dev/null" and not _inside(where, _workdir):
-                refuse(f"writing {where} (outside the exercise's working folder)")
+                refuse(_("writing {path} (outside the exercise's working folder)").format(path=where))
         elif event in ("os.listdir", "os.scandir", "glob.glob", "glob.glob/2"):
             if args and isinstance(args[0], (str, bytes)):
                 where = resolve(args[0])
                 if where is not None and any(_inside(where, p) for p in protected):
-                    refuse(f"looking into {where} (a folder the grader protects)")
+                    refuse(_("looking into {path} (a folder the grader protects)").format(path=where))
         elif event == "os.kill":
             if args and args[0] not in (own_pid, 0):
-                refuse(f"sending a signal to process {args[0]}")
+                refuse(_("sending a signal to process {pid}").format(pid=args[0]))
         elif event in ("os.fork", "os.forkpty"):
-            refusals.append("starting another process")  # allowed: it dies with the exercise
+            refusals.append(_("starting another process"))  # allowed: it dies with the exercise
         elif event in REFUSED_EVENTS:
-            refuse(REFUSED_EVENTS[event])
+            refuse(_(REFUSED_EVENTS[event]))
 
     return hook
 
@@ -210,7 +213,8 @@ def _quiet_checks():
 def _earlier_stub(name: str):
     def missing(*args, **kwargs):
         raise RuntimeError(
-            f"this exercise calls `{name}`, an earlier exercise, and your notebook's `{name}` could not be run: fix it first"
+            _("this exercise calls `{name}`, an earlier exercise, and your notebook's `{name}` could not be run: "
+              "fix it first").format(name=name)
         )
 
     missing.__name__ = name
@@ -218,7 +222,16 @@ def _earlier_stub(name: str):
 
 
 def run_student_code(job, exercise, result_fd: int, progress_fd: int, workdir: str) -> None:
-    """The runner, already confined: the setup, the cell and the function on every hidden input."""
+    """The runner, already confined: the setup, the cell and the function on every hidden input.
+
+    Messages made here (a signature that does not fit, what the audit hook refused) are in
+    the language of the student's notebook (``job["lang"]``)."""
+    with i18n.using(job.get("lang")):
+        i18n.translation()  # compiled now, before the audit hook watches every file opened
+        _run_student_code(job, exercise, result_fd, progress_fd, workdir)
+
+
+def _run_student_code(job, exercise, result_fd: int, progress_fd: int, workdir: str) -> None:
     student = job["role"] == "student"
     sys.stdin = open(os.devnull)  # input() then ends at once with EOFError
     sys.stdout = sys.__stdout__ = CappedWriter(1, job["output_cap"])

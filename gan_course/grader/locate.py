@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from gan_course.grader.read import Cell
+from gan_course.i18n import _, ngettext
 from gan_course.grader.exercise import prepare_source
 
 
@@ -68,8 +69,9 @@ def locate_exercises(cells: list[Cell], names: list[str]) -> dict[str, Located]:
         elif pool:
             chosen = pool[-1]
             notes.append(
-                f"the exercise cell was turned into a {chosen.cell_type} cell, so it never ran in your "
-                "notebook; it was graded as code. Change it back to a Code cell (Esc, then Y)."
+                _("the exercise cell was turned into a {kind} cell, so it never ran in your "
+                  "notebook; it was graded as code. Change it back to a Code cell (Esc, then Y).").format(
+                    kind=chosen.cell_type)
             )
         else:
             defining = [c for c in cells if c.cell_type == "code" and defines(c.source, name)]
@@ -77,22 +79,27 @@ def locate_exercises(cells: list[Cell], names: list[str]) -> dict[str, Located]:
                 continue
             chosen = defining[-1]
             notes.append(
-                f"the line `# EXERCISE: {name}` is missing; graded cell {chosen.index + 1}, which defines "
-                f"`{name}`. Keep the marker line as the first line of the cell."
+                _("the line `# EXERCISE: {name}` is missing; graded cell {cell}, which defines "
+                  "`{name}`. Keep the marker line as the first line of the cell.").format(
+                    name=name, cell=chosen.index + 1)
             )
         if len(marked) > 1:
             where = ", ".join(str(c.index + 1) for c in marked)
+            last = (_("the last code cell (cell {cell}) was graded") if code
+                    else _("the last cell (cell {cell}) was graded")).format(cell=chosen.index + 1)
             notes.append(
-                f"this exercise appears {len(marked)} times (cells {where}); the last "
-                f"{'code ' if code else ''}cell (cell {chosen.index + 1}) was graded. Delete the other copies."
+                _("this exercise appears {count} times (cells {cells}); {graded}. Delete the other copies.").format(
+                    count=len(marked), cells=where, graded=last)
             )
         copies = [c for c in tagged if not c.marked and c is not chosen]
         if copies and marked:
             where = ", ".join(str(c.index + 1) for c in copies)
             notes.append(
-                f"cell{'s' if len(copies) > 1 else ''} {where} carr{'y' if len(copies) > 1 else 'ies'} this exercise in "
-                f"its metadata but not the line `# EXERCISE: {name}` (a copy of the cell?); cell {chosen.index + 1}, "
-                "which has the line, was graded."
+                ngettext("cell {cells} carries this exercise in its metadata but not the line `# EXERCISE: {name}` "
+                         "(a copy of the cell?); cell {cell}, which has the line, was graded.",
+                         "cells {cells} carry this exercise in its metadata but not the line `# EXERCISE: {name}` "
+                         "(a copy of the cell?); cell {cell}, which has the line, was graded.",
+                         len(copies)).format(cells=where, name=name, cell=chosen.index + 1)
             )
         found[name] = Located(chosen.source, chosen.index, notes)
     # Re-ordered cells grade as usual; say so, since the notebook no longer reads in order.
@@ -102,8 +109,8 @@ def locate_exercises(cells: list[Cell], names: list[str]) -> dict[str, Located]:
             continue
         if previous is not None and found[name].cell < found[previous].cell:
             found[name].notes.append(
-                f"this cell comes before `{previous}` in your notebook, out of the lab's order "
-                "(graded as usual; cells run top to bottom, so keep the lab's order)."
+                _("this cell comes before `{previous}` in your notebook, out of the lab's order "
+                  "(graded as usual; cells run top to bottom, so keep the lab's order).").format(previous=previous)
             )
         previous = name
     return found

@@ -2,16 +2,24 @@
 
 Student text (names, printed output, error messages that quote code) is escaped before
 it reaches Markdown, and spreadsheet formula prefixes are neutralised in grades.csv.
+
+Each student's feedback is in the language of that student's notebook (``Submission.lang``,
+also ``"language"`` in results.json); grades.csv and results.json's keys and status words
+stay English for programs to read; the summary printed for the instructor follows the
+instructor's language.
 """
 from __future__ import annotations
 
 import csv
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gan_course.grader.judge import STATUSES
+from gan_course import i18n
+from gan_course.grader.judge import STATUSES, check_name, status_name
+from gan_course.i18n import _
 
 FEEDBACK_OUTPUT_LINES = 30
 STATUS_MARK = {"pass": "✓", "fail": "✗", "error": "✗", "timeout": "⏱", "missing": "?"}
@@ -54,42 +62,46 @@ def _capital(text: str) -> str:
 
 def feedback_markdown(student: str, lab: str, names: list[str], outcomes: dict, maximum: float,
                       notes: list[str] | None = None) -> str:
+    """A student's feedback, in the current language (`grade` calls it inside ``i18n.using``)."""
     total = sum(o.points for o in outcomes.values())
     lines = [
-        f"# Lab {lab} feedback for {escape_markdown(student)}",
+        _("# Lab {lab} feedback for {student}").format(lab=lab, student=escape_markdown(student)),
         "",
-        f"**Score: {total:g} / {maximum:g}** ({_percent(total, maximum)})",
+        _("**Score: {total:g} / {maximum:g}** ({percent})").format(
+            total=total, maximum=maximum, percent=_percent(total, maximum)),
         "",
     ]
     if notes:
-        lines += ["Notes on your submission:"] + [f"- {escape_message(_capital(n))}" for n in notes] + [""]
-    lines += ["| Exercise | Result | Points |", "|---|---|---|"]
+        lines += [_("Notes on your submission:")] + [f"- {escape_message(_capital(n))}" for n in notes] + [""]
+    lines += [_("| Exercise | Result | Points |"), "|---|---|---|"]
     for name in names:
         o = outcomes[name]
-        lines.append(f"| `{name}` | {STATUS_MARK[o.status]} {o.status} | {o.points:g} |")
+        lines.append(f"| `{name}` | {STATUS_MARK[o.status]} {status_name(o.status)} | {o.points:g} |")
     lines.append("")
     for name in names:
         o = outcomes[name]
-        lines += [f"## {STATUS_MARK[o.status]} `{name}`: {o.status}", ""]
+        lines += [_("## {mark} `{name}`: {status}").format(mark=STATUS_MARK[o.status], name=name,
+                                                          status=status_name(o.status)), ""]
         if o.status == "pass":
             lines.append(escape_message(_capital(o.message)))
         else:
-            lines.append(f"**Check that failed:** {escape_markdown(o.check)}" if o.check else "")
+            lines.append(_("**Check that failed:** {check}").format(check=escape_markdown(check_name(o.check)))
+                         if o.check else "")
             lines += ["", escape_message(_capital(o.message))]
         if o.notes:
-            lines += ["", "Notes:"] + [f"- {escape_message(_capital(n))}" for n in o.notes]
+            lines += ["", _("Notes:")] + [f"- {escape_message(_capital(n))}" for n in o.notes]
         if o.output.strip() and o.status != "pass":
             shown = o.output.strip("\n").split("\n")
             cut = len(shown) > FEEDBACK_OUTPUT_LINES
             shown = shown[:FEEDBACK_OUTPUT_LINES]
             start, end = fence(shown)
-            lines += ["", "What it printed" + (" (first lines)" if cut else "") + ":", "", start, *shown, end]
+            lines += ["", _("What it printed (first lines):") if cut else _("What it printed:"), "", start, *shown, end]
         lines.append("")
     lines += [
         "---",
-        "Each exercise was run on its own, after the lab's setup code only, on hidden test inputs "
-        "(including a batch of 1 and odd sizes), and compared with the course's solution. "
-        "Run the lab's check cell (`gc.check(...)`) to see the same kind of message while you work.",
+        _("Each exercise was run on its own, after the lab's setup code only, on hidden test inputs "
+          "(including a batch of 1 and odd sizes), and compared with the course's solution. "
+          "Run the lab's check cell (`gc.check(...)`) to see the same kind of message while you work."),
         "",
     ]
     return "\n".join(lines)
@@ -140,6 +152,7 @@ def write_outputs(report: GradeReport, subs: list, solution: Path) -> None:
             sub.student: {
                 "notebook": str(sub.path).encode("utf-8", "replace").decode("utf-8") if sub.path else None,
                 "feedback": f"feedback/{sub.safe}.md",
+                "language": sub.lang or i18n.language(),
                 "total": report.total(sub.student),
                 "max": report.maximum,
                 "notes": sub.notes,
@@ -150,7 +163,9 @@ def write_outputs(report: GradeReport, subs: list, solution: Path) -> None:
     }
     (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")  # ASCII: \u escapes
     for sub in subs:
-        text = feedback_markdown(sub.student, report.lab, report.names, report.outcomes[sub.student], report.maximum, sub.notes)
+        with i18n.using(sub.lang):
+            text = feedback_markdown(sub.student, report.lab, report.names, report.outcomes[sub.student],
+                                     report.maximum, sub.notes)
         (out / "feedback" / f"{sub.safe}.md").write_bytes(text.encode("utf-8", "replace"))
 
 
@@ -158,29 +173,42 @@ def _printable(text: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f-\x9f]", "?", str(text))
 
 
+def _columns(text: str) -> int:
+    """How many terminal columns `text` takes (a Chinese character takes two)."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * max(0, width - _columns(text))
+
+
 def summary(report: GradeReport, subs: list) -> str:
+    """The instructor's summary, in the current language (the instructor's)."""
     names = report.names
+    graded = _("Graded {count} submission(s) of lab {lab} ({exercises} exercises) in {seconds:.1f} s").format(
+        count=len(subs), lab=report.lab, exercises=len(names), seconds=report.seconds)
     lines = [
-        f"Graded {len(subs)} submission(s) of lab {report.lab} ({len(names)} exercises) in {report.seconds:.1f} s"
-        + (", each exercise in a sandbox." if report.sandbox else f", without a sandbox ({report.sandbox_note})."),
+        graded + (_(", each exercise in a sandbox.") if report.sandbox
+                  else _(", without a sandbox ({why}).").format(why=report.sandbox_note)),
         "",
     ]
-    width = max([len(_printable(s.student)) for s in subs] + [7])
+    head = _("student")
+    width = max([_columns(_printable(s.student)) for s in subs] + [_columns(head), 7])
     if len(subs) <= 60:
-        lines.append(f"{'student':<{width}}  score")
+        lines.append(_("{student}  score").format(student=_pad(head, width)))
         for sub in subs:
             total = report.total(sub.student)
             marks = "".join(STATUS_MARK[report.outcomes[sub.student][n].status] for n in names)
-            lines.append(f"{_printable(sub.student):<{width}}  {total:g}/{report.maximum:g}  {marks}")
+            lines.append(f"{_pad(_printable(sub.student), width)}  {total:g}/{report.maximum:g}  {marks}")
         lines.append("")
-    lines.append("per exercise: " + ", ".join(STATUSES))
+    lines.append(_("per exercise: {statuses}").format(statuses=_(", ").join(status_name(s) for s in STATUSES)))
     for name in names:
         counts = [sum(report.outcomes[s.student][name].status == st for s in subs) for st in STATUSES]
         lines.append(f"  {name}: " + " ".join(str(c) for c in counts))
     if subs:
         mean = sum(report.total(s.student) for s in subs) / len(subs)
-        lines.append(f"mean score {mean:.2f}/{report.maximum:g}")
+        lines.append(_("mean score {mean:.2f}/{maximum:g}").format(mean=mean, maximum=report.maximum))
     for entry in report.skipped:
-        lines.append(f"not graded: {_printable(entry)}")
-    lines.append(f"wrote grades.csv, results.json and feedback/ to {report.out}")
+        lines.append(_("not graded: {entry}").format(entry=_printable(entry)))
+    lines.append(_("wrote grades.csv, results.json and feedback/ to {folder}").format(folder=report.out))
     return "\n".join(lines)

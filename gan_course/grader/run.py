@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 from gan_course.grader.wire import FRAME_CAP, SchemaError
+from gan_course.i18n import _
 
 ENV_SANDBOX = "GAN_COURSE_SANDBOX"  # "off": process isolation only (to test the fallback)
 WORKER_START_SECONDS = 120  # importing TensorFlow on a busy machine, with room to spare
@@ -140,9 +141,9 @@ def sandbox_status(python_path: list[str], forbidden: list[str], env: dict) -> t
     if os.environ.get(ENV_SANDBOX, "").strip().lower() in ("off", "0", "no", "false"):
         return False, f"{ENV_SANDBOX}=off"
     if not sys.platform.startswith("linux"):
-        return False, f"no Linux namespaces on {sys.platform}"
+        return False, _("no Linux namespaces on {platform}").format(platform=sys.platform)
     if shutil.which("bwrap") is None:
-        return False, "bubblewrap (bwrap) is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
+        return False, _("bubblewrap (bwrap) is not installed (Debian/Ubuntu: apt-get install bubblewrap)")
     key = (tuple(python_path), tuple(forbidden))
     if key not in _status_cache:
         command = bwrap_command(python_path, forbidden) + [sys.executable, "-c", _PROBE]
@@ -150,9 +151,10 @@ def sandbox_status(python_path: list[str], forbidden: list[str], env: dict) -> t
             done = subprocess.run(command, env=sandbox_env(env, python_path, forbidden), capture_output=True, text=True, timeout=60)
             ok = done.returncode == 0
             why = (done.stderr.strip() or done.stdout.strip()).splitlines()
-            reason = "" if ok else f"bubblewrap cannot create namespaces here ({why[-1] if why else done.returncode})"
+            reason = "" if ok else _("bubblewrap cannot create namespaces here ({why})").format(
+                why=why[-1] if why else done.returncode)
         except (OSError, subprocess.TimeoutExpired) as err:
-            ok, reason = False, f"bubblewrap did not start ({err})"
+            ok, reason = False, _("bubblewrap did not start ({error})").format(error=err)
         _status_cache[key] = (ok, reason)
     return _status_cache[key]
 
@@ -178,7 +180,7 @@ def make_pids_cgroup(name: str) -> Path | None:
 def remove_cgroup(group: Path | None) -> None:
     if group is None:
         return
-    for _ in range(50):
+    for _attempt in range(50):
         try:
             group.rmdir()
             return

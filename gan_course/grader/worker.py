@@ -41,6 +41,14 @@ def warm_up(warm: dict) -> None:
             importlib.import_module(module)
         except Exception:  # noqa: BLE001
             pass
+    # The catalogues of the students' languages, compiled once (messages made in a child).
+    from gan_course import i18n
+
+    for lang in warm.get("languages", []):
+        try:
+            i18n.translation(lang)
+        except Exception:  # noqa: BLE001 - the child compiles it, or speaks English
+            pass
     # Answers that libraries compute once and cache (`uname -p` in a subprocess).
     import platform
 

@@ -42,10 +42,10 @@ from gan_course.verdict import (  # noqa: F401 - re-exported
     LAYER_NAMES,
     LAYERS,
     CheckResult,
-    _has_tensors,
-    _kind,
-    _mutated,
-    _snapshot,
+    has_tensors,
+    value_kind,
+    mutated_key,
+    snapshot,
     case_problem,
     compare,
     describe_case,
@@ -382,7 +382,7 @@ def run_checks(ex: Exercise, fn, cases: list[dict], expected: list | None = None
             return CheckResult(name, False, "signature", problem)
     for index, case in enumerate(cases):
         if expected is None:
-            want = ex.reference(**copy.deepcopy(case) if not _has_tensors(case) else dict(case))
+            want = ex.reference(**copy.deepcopy(case) if not has_tensors(case) else dict(case))
             if ex.describe is not None:
                 want = ex.describe(want, case)
         else:
@@ -436,7 +436,7 @@ def expected_outputs(lab: str, folder: Path | None = None, sections: dict[str, s
         cases = notebook_cases(ex)
         outputs = []
         for case in cases:
-            out = references[ex.name](**copy.deepcopy(case) if not _has_tensors(case) else dict(case))
+            out = references[ex.name](**copy.deepcopy(case) if not has_tensors(case) else dict(case))
             outputs.append(ex.describe(out, case) if ex.describe is not None else to_numpy(out))
         entries[ex.name] = {
             "inputs": _fingerprint(cases),

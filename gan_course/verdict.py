@@ -73,7 +73,7 @@ def describe_case(case: dict) -> str:
     return ", ".join(f"{k}={describe_value(v)}" for k, v in case.items())
 
 
-def _kind(value) -> str:
+def value_kind(value) -> str:
     if isinstance(value, (bool, np.bool_)):
         return "bool"
     if isinstance(value, (int, np.integer)):
@@ -95,11 +95,11 @@ def compare(expected, got, rtol=1e-5, atol=1e-6, strict_dtype=True, where="") ->
     """Compare an output with the reference's; return (layer, message) or None when equal."""
     expected, got = to_numpy(expected), to_numpy(got)
     at = _(" in {where}").format(where=where) if where else ""
-    ek, gk = _kind(expected), _kind(got)
+    ek, gk = value_kind(expected), value_kind(got)
 
     # A 0-d array or NumPy scalar stands for a Python number (tf.reduce_mean returns one).
     if ek in ("int", "float", "bool") and gk == "array" and got.ndim == 0:
-        got, gk = got[()], _kind(got[()])
+        got, gk = got[()], value_kind(got[()])
     if ek == "float" and gk == "int":
         gk = "float"  # an exact integer answer to a float question is fine
 
@@ -179,11 +179,11 @@ def compare(expected, got, rtol=1e-5, atol=1e-6, strict_dtype=True, where="") ->
 
 
 # ----------------------------------------------------------------------------- inputs
-def _snapshot(case: dict) -> dict:
+def snapshot(case: dict) -> dict:
     return {k: copy.deepcopy(to_numpy(v)) for k, v in case.items()}
 
 
-def _mutated(case: dict, before: dict) -> str | None:
+def mutated_key(case: dict, before: dict) -> str | None:
     for key, old in before.items():
         new = to_numpy(case[key])
         if isinstance(old, np.ndarray):
@@ -194,7 +194,7 @@ def _mutated(case: dict, before: dict) -> str | None:
     return None
 
 
-def _has_tensors(case: dict) -> bool:
+def has_tensors(case: dict) -> bool:
     return any(hasattr(v, "numpy") for v in case.values())
 
 
@@ -310,8 +310,8 @@ def explain_error(info: dict, name: str, other_cells=(), memory_mb: int | None =
 
 def run_case(ex, fn: Callable, case: dict) -> tuple[Any, tuple[str, str] | None]:
     """Call `fn` on one case; return (output, problem) where problem is (layer, message)."""
-    args = copy.deepcopy(case) if not _has_tensors(case) else dict(case)
-    before = _snapshot(args)
+    args = copy.deepcopy(case) if not has_tensors(case) else dict(case)
+    before = snapshot(args)
     try:
         out = fn(**args)
     except Exception as err:  # the student's error is the message
@@ -319,7 +319,7 @@ def run_case(ex, fn: Callable, case: dict) -> tuple[Any, tuple[str, str] | None]
         if layer == "runs" and message != _(NOT_DONE):
             message = _("{message} Inputs: {inputs}.").format(message=message, inputs=describe_case(case))
         return None, (layer, message)
-    key = _mutated(args, before)
+    key = mutated_key(args, before)
     if key is not None:
         return out, ("mutation", mutation_message(key))
     return out, None

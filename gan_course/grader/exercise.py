@@ -327,7 +327,7 @@ def _run_student_code(job, exercise, result_fd: int, progress_fd: int, workdir: 
             meta["runs"].append(run)
             for index, case in enumerate(cases):
                 progress(f"case {index + 1} of {len(cases)}")
-                args = copy.deepcopy(case) if not checks._has_tensors(case) else dict(case)
+                args = copy.deepcopy(case) if not checks.has_tensors(case) else dict(case)
                 entry: dict = {}
                 try:
                     out = fn(**args)

@@ -256,7 +256,7 @@ def judge(ex, name: str, sub: Submission, located: Located | None, seed: int, go
             key = None
             if isinstance(after, dict):
                 try:
-                    key = verdict._mutated(after, verdict._snapshot(case))
+                    key = verdict.mutated_key(after, verdict.snapshot(case))
                 except Exception:  # noqa: BLE001 - an input that cannot be compared was changed
                     key = next(iter(case), None)
             problem = verdict.case_problem(expected_value, got_value, case, ex, key)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from gan_course import i18n
 from gan_course.i18n import _, ngettext
+from gan_course.grader.wire import json_depth
 from gan_course.release import exercise_name
 
 NOTEBOOK_BYTES = 50 * 2**20  # a notebook with its outputs (figures, a GIF) fits
@@ -118,18 +119,6 @@ def _decode(data: bytes) -> str:
         raise NotebookError(_("is not a notebook: the file is not text (UTF-8)")) from None
 
 
-def _json_depth(text: str) -> int:
-    depth = best = 0
-    for match in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', text):
-        token = match.group()
-        if token in "[{":
-            depth += 1
-            best = max(best, depth)
-        elif token in "]}":
-            depth -= 1
-    return best
-
-
 def read_notebook(path: Path) -> tuple[list[Cell], str | None]:
     """The cells of a notebook and its lab number; NotebookError if it is not a notebook."""
     cells, lab, _lang = read_notebook_and_language(path)
@@ -147,7 +136,7 @@ def _language(meta: dict) -> str:
 def read_notebook_and_language(path: Path) -> tuple[list[Cell], str | None, str]:
     """The cells of a notebook, its lab number and its language; NotebookError if it is not a notebook."""
     text = _decode(read_bytes_safely(Path(path)))
-    if _json_depth(text) > MAX_JSON_DEPTH:
+    if json_depth(text) > MAX_JSON_DEPTH:
         raise NotebookError(_("is not a notebook: its JSON is nested more than {depth} levels deep").format(
             depth=MAX_JSON_DEPTH))
     try:

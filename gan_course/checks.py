@@ -36,6 +36,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from gan_course import i18n
 from gan_course.i18n import N_, _
 # The comparison and its messages live in one module, shared with the autograder.
 from gan_course.verdict import (  # noqa: F401 - re-exported
@@ -424,9 +425,11 @@ def _fingerprint(values) -> str:
     return digest.hexdigest()
 
 
-def expected_outputs(lab: str, folder: Path | None = None, sections: dict[str, str] | None = None) -> tuple[dict, dict]:
+def expected_outputs(lab: str, folder: Path | None = None,
+                     sections: dict[str, dict[str, str]] | None = None) -> tuple[dict, dict]:
     """(meta, arrays) of a lab's expected outputs on its public cases, from the references
-    in the solution notebook of `folder` (default: the course's solutions/)."""
+    in the solution notebook of `folder` (default: the course's solutions/).  `sections`:
+    language -> exercise -> the title of its section in that edition."""
     from gan_course.grader.wire import encode
 
     references = load_references(lab, folder)
@@ -441,7 +444,7 @@ def expected_outputs(lab: str, folder: Path | None = None, sections: dict[str, s
         entries[ex.name] = {
             "inputs": _fingerprint(cases),
             "outputs": encode(outputs, arrays),
-            "section": (sections or {}).get(ex.name, ""),
+            "sections": {lang: titles.get(ex.name, "") for lang, titles in (sections or {}).items()},
         }
     return {"format": EXPECTED_FORMAT, "lab": lab, "exercises": entries}, arrays
 
@@ -485,7 +488,8 @@ def _expected_for(ex: Exercise, cases: list[dict]) -> tuple[list | None, str | N
         entry = meta["exercises"][ex.name]
     except (OSError, ValueError, KeyError):
         return None, _(MSG_STALE_EXPECTED).format(name=ex.name, path=path)
-    _SECTIONS[ex.name] = entry.get("section", "")
+    titles = entry.get("sections", {})
+    _SECTIONS[ex.name] = titles.get(i18n.language()) or titles.get("en", "")
     if entry.get("inputs") != _fingerprint(cases):
         return None, _(MSG_STALE_EXPECTED).format(name=ex.name, path=path)
     return decode(entry["outputs"], meta["arrays"]), None

@@ -157,7 +157,7 @@ def _expected_problems(target: Path, meta: dict, arrays: dict) -> list[str]:
             problems.append(f"{target}: no expected outputs for {name}")
             continue
         ex = checks.get_exercise(name)
-        if previous.get("inputs") != entry["inputs"] or previous.get("section") != entry["section"]:
+        if previous.get("inputs") != entry["inputs"] or previous.get("sections") != entry["sections"]:
             problems.append(f"{target}: {name}: written for other test inputs or another section")
             continue
         want, have = decode(entry["outputs"], arrays), decode(previous["outputs"], old["arrays"])
@@ -169,7 +169,7 @@ def _expected_problems(target: Path, meta: dict, arrays: dict) -> list[str]:
     return problems
 
 
-def release_expected(solutions: Path, labs: Path, check: bool = False) -> list[str]:
+def release_expected(solutions: Path, labs: Path, check: bool = False, languages=()) -> list[str]:
     """Write (or, with check=True, compare) labs/expected/NN.npz for every lab with exercises."""
     from gan_course import checks
     from gan_course.grader.wire import pack_result
@@ -188,7 +188,12 @@ def release_expected(solutions: Path, labs: Path, check: bool = False) -> list[s
         if missing:
             problems.append(f"{src}: no exercise cell for {', '.join(missing)} (registered for lab {lab})")
             continue
-        meta, arrays = checks.expected_outputs(lab, Path(solutions), exercise_sections(nb))
+        sections = {"en": exercise_sections(nb)}
+        for lang in languages:  # the section titles as each edition's students read them
+            edition = Path(solutions) / lang / src.name
+            if edition.is_file():
+                sections[lang] = exercise_sections(nbformat.read(edition, as_version=4))
+        meta, arrays = checks.expected_outputs(lab, Path(solutions), sections)
         target = Path(labs) / checks.EXPECTED_FOLDER / f"{lab}.npz"
         written.add(target.name)
         if check:
@@ -285,7 +290,8 @@ def release(solutions: Path, labs: Path, check: bool = False, catalogues: Path |
     for extra in sorted(labs.glob("[0-9][0-9]_*.ipynb")):
         if extra.name not in expected:
             problems.append(f"{extra}: has no solution notebook")
-    problems += release_expected(solutions, labs, check)
     if languages and (catalogues.is_dir() or update_catalogues):
         problems += release_editions(solutions, labs, catalogues, check, update_catalogues, languages)
+    # After the editions: the expected outputs name each exercise's section in every language.
+    problems += release_expected(solutions, labs, check, languages)
     return problems

@@ -297,3 +297,15 @@ def test_an_untouched_lab_on_a_students_machine_stops_at_the_first_cell_that_nee
     assert len(errors) == 1
     assert errors[0].ename == "ExerciseUnfinished"
     assert errors[0].traceback == [errors[0].traceback[0]] and "`conv_output_size`" in errors[0].traceback[0]
+
+
+def test_the_stop_line_names_the_section_as_the_students_edition_calls_it(student_machine, monkeypatch):
+    monkeypatch.setenv("GAN_COURSE_LANG", "zh")
+    checks.check("optimal_discriminator", {"optimal_discriminator": lambda p_data, p_g: p_data})
+    with pytest.raises(checks.ExerciseUnfinished) as stopped:
+        checks.implementation("optimal_discriminator")(np.ones(2, np.float32), np.ones(2, np.float32))
+    line = str(stopped.value)
+    assert "`optimal_discriminator`" in line and re.search(r"[\u4e00-\u9fff]", line)
+    meta = checks.read_expected(ROOT / "labs" / "expected" / "01.npz")
+    titles = meta["exercises"]["optimal_discriminator"]["sections"]
+    assert titles["zh"] and titles["zh"] != titles["en"] and titles["zh"] in line

@@ -12,11 +12,11 @@ bubblewrap:
           --ro-bind DIR /opt/gan-course/pathN  (each PYTHONPATH folder that shows no
                                           solutions, output or submissions: the lab's modules)
           --proc /proc --dev /dev --remount-ro /dev
-          --size 16M --tmpfs /tmp --remount-ro / --chdir /tmp
+          --size 16M --tmpfs /run/grading --remount-ro / --chdir /run/grading
           python -m gan_course.grader.worker
 
 so a worker sees no network, no course folder, no solutions, no other submission and no
-output folder, and has nowhere to write but its own small /tmp.  When the parent runs as
+output folder, and has nowhere to write but its own small tmpfs (`wire.PRIVATE_DIR`).  When the parent runs as
 root and the cgroup v1 or v2 pids controller is writable, each slot also gets a pids
 cgroup (`pids.max`), a hard cap on processes that no user namespace can lift.  Every
 exercise then gets namespaces of its own inside the slot (see `gan_course.grader.sandbox`).
@@ -37,7 +37,7 @@ import sys
 import time
 from pathlib import Path
 
-from gan_course.grader.wire import FRAME_CAP, SchemaError
+from gan_course.grader.wire import FRAME_CAP, PRIVATE_DIR, SchemaError
 from gan_course.i18n import _
 
 ENV_SANDBOX = "GAN_COURSE_SANDBOX"  # "off": process isolation only (to test the fallback)
@@ -91,7 +91,7 @@ def bwrap_command(python_path: list[str], forbidden: list[str]) -> list[str]:
     for index, folder in enumerate(sandbox_python_path(python_path, forbidden)):
         args += ["--ro-bind", folder[0], folder[1]]
     args += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev",
-             "--size", str(WORKER_TMP_BYTES), "--tmpfs", "/tmp", "--remount-ro", "/", "--chdir", "/tmp"]
+             "--size", str(WORKER_TMP_BYTES), "--tmpfs", PRIVATE_DIR, "--remount-ro", "/", "--chdir", PRIVATE_DIR]
     return args
 
 
@@ -109,7 +109,8 @@ def sandbox_python_path(python_path: list[str], forbidden: list[str]) -> list[tu
 def sandbox_env(env: dict, python_path: list[str], forbidden: list[str]) -> dict:
     keep = {k: v for k, v in env.items() if k.startswith(("TF_", "GAN_COURSE_", "OMP_", "OPENBLAS_", "MKL_", "MALLOC_", "CUDA_", "KERAS_"))}
     keep.update({
-        "PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "MPLCONFIGDIR": "/tmp", "LANG": "C.UTF-8",
+        "PATH": "/usr/bin:/bin", "HOME": PRIVATE_DIR, "TMPDIR": PRIVATE_DIR, "MPLCONFIGDIR": PRIVATE_DIR,
+        "LANG": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", "PYTHONSAFEPATH": "1",
         "PYTHONPATH": os.pathsep.join([SANDBOX_ROOT] + [inside for _, inside in sandbox_python_path(python_path, forbidden)]),
     })

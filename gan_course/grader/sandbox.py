@@ -3,7 +3,7 @@
 For each exercise the notebook process (see `gan_course.grader.worker`) starts
 
     init  cloned into new user, mount, PID, IPC and UTS namespaces (PID 1 there): maps
-          its user, mounts a fresh size-capped tmpfs on /tmp (the only writable place),
+          its user, mounts a fresh size-capped tmpfs on PRIVATE_DIR (the only writable place),
           is killed if the notebook process dies (PR_SET_PDEATHSIG); when it ends, the
           kernel kills every process left in its PID namespace
       └ runner  sheds its capabilities (one more user namespace), takes hard limits
@@ -32,11 +32,11 @@ import time
 import traceback
 
 from gan_course.grader import exercise as inside
-from gan_course.grader.wire import write_frame, write_json
+from gan_course.grader.wire import PRIVATE_DIR, write_frame, write_json
 
 OUTPUT_CAP = inside.OUTPUT_CAP
 FILE_SIZE_LIMIT = 64 * 2**20  # no file an exercise writes may grow past this
-TMPFS_BYTES = 64 * 2**20  # the exercise's private /tmp
+TMPFS_BYTES = 64 * 2**20  # the exercise's private tmpfs
 OPEN_FILES = 256
 MAX_PROCESSES = 64
 
@@ -89,7 +89,7 @@ def fork_into_namespaces() -> int:
 
 
 def set_up_namespaces(uid: int, gid: int, tmpfs_bytes: int) -> None:
-    """In the new namespaces: map this user, make mounts private, a fresh tmpfs on /tmp."""
+    """In the new namespaces: map this user, make mounts private, a fresh tmpfs on PRIVATE_DIR."""
     with open("/proc/self/setgroups", "w") as f:
         f.write("deny")
     with open("/proc/self/uid_map", "w") as f:
@@ -98,7 +98,8 @@ def set_up_namespaces(uid: int, gid: int, tmpfs_bytes: int) -> None:
         f.write(f"{gid} {gid} 1")
     _call(libc().mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
     options = f"size={tmpfs_bytes},nr_inodes=4096,mode=0700,uid={uid},gid={gid}".encode()
-    _call(libc().mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, options), "mount tmpfs /tmp")
+    _call(libc().mount(b"tmpfs", PRIVATE_DIR.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options),
+          f"mount tmpfs {PRIVATE_DIR}")
 
 
 def shed_capabilities() -> None:
@@ -243,7 +244,7 @@ def confine(job, pipes, scratch, limit) -> str:
         shed_capabilities()
     else:
         os.setsid()
-    workdir = os.path.join("/tmp", "work") if isolate else scratch
+    workdir = os.path.join(PRIVATE_DIR, "work") if isolate else scratch
     os.makedirs(workdir, exist_ok=True)
     null_fd = os.open(os.devnull, os.O_RDWR)
     os.dup2(null_fd, 0)

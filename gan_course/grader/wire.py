@@ -15,6 +15,10 @@ import zipfile
 
 import numpy as np
 
+# The sandbox's only writable folder (a size-capped tmpfs).  Not /tmp: the Python
+# environment or the course may themselves live under /tmp (a CI clone), and a tmpfs there
+# would hide them.
+PRIVATE_DIR = "/run/grading"
 FRAME_CAP = 96 * 2**20  # bytes of one frame (a result with its arrays, or a JSON header)
 RESULT_CAP = 64 * 2**20  # bytes of arrays one exercise may return
 MAX_DEPTH = 24  # nesting of a returned value (lists in dicts in tuples ...)

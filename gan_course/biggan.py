@@ -650,9 +650,7 @@ def truncation_sampler(gan: ConditionalGAN, count: int):
 
 # ----------------------------------------------------------------------------- pretrained BigGAN-deep
 # The TF Hub loader lives in gan_course.hub (it downloads through the data layer); its names stay importable here.
-from gan_course.hub import (BIGGAN_DEEP_HANDLE, HUB_CACHE_ENV, HubModuleUnavailable, _hub_message,  # noqa: E402,F401
-                            _is_saved_model, _tensorflow_hub, hub_cache_dir, hub_download_url, hub_module_dir,
-                            load_hub_module)
+from gan_course.hub import BIGGAN_DEEP_HANDLE, HubModuleUnavailable, load_hub_module  # noqa: E402,F401 - the lab's names
 
 # A few ImageNet classes (index: name) for the lab's pickers; the module takes any of 1000.
 IMAGENET_CLASSES = {1: "goldfish", 22: "bald eagle", 88: "macaw", 130: "flamingo", 207: "golden retriever",

@@ -165,10 +165,11 @@ class Contract:
     def __init__(self, fn: Callable, lab: str, validate: Callable[..., None] | None = None):
         functools.update_wrapper(self, fn)
         self.lab, self._validate = lab, validate
+        self._signature = inspect.signature(fn)
 
     def __call__(self, *args, **kwargs):
         if self._validate is not None:
-            bound = inspect.signature(self).bind(*args, **kwargs)
+            bound = self._signature.bind(*args, **kwargs)
             bound.apply_defaults()
             # A validator may also return arguments in their normal form ("SAME" -> "same").
             normal = self._validate(**bound.arguments)
@@ -178,7 +179,7 @@ class Contract:
         return implementation(self.__name__)(*args, **kwargs)
 
     def __repr__(self):
-        return f"<exercise {self.__name__}{inspect.signature(self)} of lab {self.lab}>"
+        return f"<exercise {self.__name__}{self._signature} of lab {self.lab}>"
 
 
 def is_contract(fn: Callable) -> bool:

@@ -8,6 +8,7 @@ learning" (2016), whose notation (i, k, s, p, o and i', o', a) the lab follows.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,6 +118,7 @@ def conv_geometry(i, k, s=1, p=0, output_padding=0, transposed=False) -> Geometr
     return Geometry(i, k, s, p, a, True, o, (total // 2, total - total // 2))
 
 
+@functools.lru_cache(maxsize=1024)  # the explorer asks on every slider move; Keras layers are slow to make
 def _keras_side(i, k, s, p, a, transposed) -> int:
     """The output side as Keras' own layers work it out (the lab's exercises derive the
     formula; the helpers ask the framework, so they work before those exercises are done).

@@ -21,7 +21,7 @@ from gan_course import biggan, data, hub
 sys.path.insert(0, str(Path(__file__).parent))
 from loopback import Loopback  # noqa: E402
 
-HANDLE = biggan.BIGGAN_DEEP_HANDLE
+HANDLE = hub.BIGGAN_DEEP_HANDLE
 SIDE = 4  # the tiny module's images are 4x4x3
 
 
@@ -81,14 +81,14 @@ def write_tf2_saved_model(folder, wrong_names=False):
 def test_the_cache_folder_is_where_tensorflow_hub_looks(cache):
     # tensorflow_hub's compressed_module_resolver: TFHUB_CACHE_DIR / sha1(handle).hexdigest()
     expected = cache / hashlib.sha1(HANDLE.encode("utf8")).hexdigest()
-    assert biggan.hub_module_dir(HANDLE) == expected
-    assert biggan.hub_download_url(HANDLE) == HANDLE + "?tf-hub-format=compressed"
+    assert hub.hub_module_dir(HANDLE) == expected
+    assert hub.hub_download_url(HANDLE) == HANDLE + "?tf-hub-format=compressed"
 
 
 @pytest.mark.parametrize("write", [write_tf1_hub_module, write_tf2_saved_model])
 def test_a_cached_module_loads_and_generates(cache, write):
     cache.mkdir(parents=True)
-    write(biggan.hub_module_dir(HANDLE))
+    write(hub.hub_module_dir(HANDLE))
     pretrained = biggan.load_pretrained_biggan(HANDLE)
     assert (pretrained.num_classes, pretrained.latent_dim) == (1000, 128)
     images = pretrained.generate([207, 980, 1], truncation=0.4, seed=3)
@@ -108,7 +108,7 @@ def test_a_cached_module_loads_and_generates(cache, write):
 
 def test_bad_inputs_get_clear_errors(cache):
     cache.mkdir(parents=True)
-    write_tf2_saved_model(biggan.hub_module_dir(HANDLE))
+    write_tf2_saved_model(hub.hub_module_dir(HANDLE))
     pretrained = biggan.load_pretrained_biggan(HANDLE)
     with pytest.raises(ValueError, match=r"class indices must be in \[0, 1000\)"):
         pretrained.generate([1000])
@@ -118,7 +118,7 @@ def test_bad_inputs_get_clear_errors(cache):
 
 def test_a_module_with_another_signature_is_refused(cache):
     cache.mkdir(parents=True)
-    write_tf2_saved_model(biggan.hub_module_dir(HANDLE), wrong_names=True)
+    write_tf2_saved_model(hub.hub_module_dir(HANDLE), wrong_names=True)
     with pytest.raises(ValueError, match=r"takes \['label', 'noise', 'truncation'\], not"):
         biggan.load_pretrained_biggan(HANDLE)
 
@@ -127,8 +127,8 @@ def test_not_cached_says_how_to_get_it(cache):
     with pytest.raises(biggan.HubModuleUnavailable) as info:
         biggan.load_pretrained_biggan(HANDLE)
     message = str(info.value)
-    folder = biggan.hub_module_dir(HANDLE)
-    for part in (HANDLE, biggan.hub_download_url(HANDLE), str(folder), "tar -xz", "TFHUB_CACHE_DIR",
+    folder = hub.hub_module_dir(HANDLE)
+    for part in (HANDLE, hub.hub_download_url(HANDLE), str(folder), "tar -xz", "TFHUB_CACHE_DIR",
                  "not in the TF Hub cache"):
         assert part in message, part
 
@@ -137,7 +137,7 @@ def test_no_download_when_offline(cache, monkeypatch):
     monkeypatch.setenv("GAN_COURSE_OFFLINE", "1")
     with pytest.raises(biggan.HubModuleUnavailable, match="downloads are off"):
         biggan.load_pretrained_biggan(HANDLE, download=True)
-    assert not biggan.hub_module_dir(HANDLE).exists()
+    assert not hub.hub_module_dir(HANDLE).exists()
 
 
 def test_a_failed_download_leaves_nothing_behind(cache, monkeypatch):
@@ -174,7 +174,7 @@ def test_the_module_comes_from_a_campus_mirror_and_stays_in_the_data_cache(cache
         assert pretrained.generate([3]).shape == (1, SIDE, SIDE, 3)
         assert mirror.log == [("/hub/biggan-deep-128-1.tar.gz", None)]  # tfhub.dev never asked
     assert (tmp_path / "data" / "hub" / "biggan-deep-128-1.tar.gz").read_bytes() == blob
-    assert [p.name for p in cache.iterdir() if not p.name.startswith(".")] == [biggan.hub_module_dir(HANDLE).name]
+    assert [p.name for p in cache.iterdir() if not p.name.startswith(".")] == [hub.hub_module_dir(HANDLE).name]
 
 
 def test_an_archive_that_is_no_module_is_removed_and_reported(cache, monkeypatch, tmp_path):
@@ -185,11 +185,11 @@ def test_an_archive_that_is_no_module_is_removed_and_reported(cache, monkeypatch
         with pytest.raises(biggan.HubModuleUnavailable, match="the download is not a module"):
             biggan.load_pretrained_biggan(HANDLE, download=True)
     assert not (tmp_path / "data" / "hub" / "biggan-deep-128-1.tar.gz").exists()
-    assert not biggan.hub_module_dir(HANDLE).exists()
+    assert not hub.hub_module_dir(HANDLE).exists()
 
 
 def test_a_damaged_module_is_reported_not_crashed_on(cache):
-    folder = biggan.hub_module_dir(HANDLE)
+    folder = hub.hub_module_dir(HANDLE)
     folder.mkdir(parents=True)
     (folder / "saved_model.pb").write_bytes(b"not a protocol buffer")
     with pytest.raises(biggan.HubModuleUnavailable, match="not available"):
@@ -198,8 +198,8 @@ def test_a_damaged_module_is_reported_not_crashed_on(cache):
 
 def test_tensorflow_hub_is_used_when_it_imports(tmp_path, monkeypatch):
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path))
-    hub = biggan._tensorflow_hub()
-    if hub is None:
+    tensorflow_hub = hub._tensorflow_hub()
+    if tensorflow_hub is None:
         pytest.skip("tensorflow_hub does not import here (it needs tf_keras under Keras 3)")
-    write_tf2_saved_model(biggan.hub_module_dir(HANDLE))
+    write_tf2_saved_model(hub.hub_module_dir(HANDLE))
     assert biggan.load_pretrained_biggan(HANDLE).generate([5]).shape == (1, SIDE, SIDE, 3)

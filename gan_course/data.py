@@ -39,6 +39,10 @@ CHUNK = 1 << 16
 # that stalls is abandoned after READ_TIMEOUT and the transfer resumes on the next one.
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 15.0
+# The most any download may write when its size is not published (the largest file the course
+# fetches, CelebA's zip, is 1.4 GB and has a published size): a mirror that streams without end
+# must not fill a shared disk.
+MAX_UNKNOWN_BYTES = 4 * 2**30
 # A process waiting for another's transfer of the same file gives up when that transfer
 # has shown no progress for this long (the other process is stuck, not merely slow).
 WAIT_STALL_SECONDS = 600.0
@@ -331,7 +335,7 @@ def _timeouts(timeout) -> tuple[float, float]:
     return float(timeout), float(timeout)
 
 
-def _fetch_one(url: str, part: Path, timeout, progress: bool, label: str) -> bool:
+def _fetch_one(url: str, part: Path, timeout, progress: bool, label: str, limit: int = MAX_UNKNOWN_BYTES) -> bool:
     """Transfer `url` into `part`, resuming from its current length; raise on any fault.
 
     Returns whether the transfer continued an earlier partial file.
@@ -379,6 +383,8 @@ def _fetch_one(url: str, part: Path, timeout, progress: bool, label: str) -> boo
             have = 0  # the server ignored the range: start over
         total = r.headers.get("Content-Length")
         total = int(total) + have if total is not None else None
+        if total is not None and total > limit:
+            raise MirrorRefused(_("offers {total} bytes, more than the file's {limit}").format(total=total, limit=limit))
         mode = "ab" if resumed else "wb"
         with _open_staged(part, mode) as out, tqdm(
             total=total, initial=have, unit="B", unit_scale=True, desc=label, disable=not progress, leave=False
@@ -392,6 +398,8 @@ def _fetch_one(url: str, part: Path, timeout, progress: bool, label: str) -> boo
                             raise MirrorRefused(_(HTML_PAGE))
                     out.write(chunk)
                     bar.update(len(chunk))
+                    if out.tell() > limit:
+                        raise MirrorRefused(_("sent more than the file's {limit} bytes").format(limit=limit))
             except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as err:
                 raise MirrorStalled(_("stalled: no data for {seconds:g} s after {n} bytes").format(
                     seconds=read, n=out.tell())) from err
@@ -599,13 +607,13 @@ def _fetch_locked(dataset: str, file: RemoteFile, target: Path, retries: int, ti
                 part.parent.mkdir(parents=True, exist_ok=True)
                 before = part.stat().st_size if part.exists() else 0
                 try:
-                    resumed = _fetch_one(url, part, timeout, progress, file.name)
+                    resumed = _fetch_one(url, part, timeout, progress, file.name, file.size or MAX_UNKNOWN_BYTES)
                 except MirrorRefused as err:
                     reason = str(err)
                     if part.exists() and not part.stat().st_size:
                         _discard(part)
-                    elif str(err) == _(HTML_PAGE):
-                        _discard(part)
+                    elif str(err) == _(HTML_PAGE) or (part.exists() and part.stat().st_size > (file.size or MAX_UNKNOWN_BYTES)):
+                        _discard(part)  # an HTML page or too many bytes: nothing to resume from
                     break  # this mirror will not get better by asking again
                 except MirrorStalled as err:
                     reason = str(err)

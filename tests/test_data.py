@@ -571,3 +571,21 @@ def test_mnist_subset_is_parsed_once_then_read_from_the_cache(offline_mnist, mon
     again = data.load("mnist", "test", quiet=True)
     np.testing.assert_array_equal(first.x, again.x)
     np.testing.assert_array_equal(first.y, again.y)
+
+
+def test_a_mirror_that_sends_more_than_the_file_is_refused_and_leaves_nothing(server, cache, monkeypatch):
+    # A broken or hostile mirror that streams past the file's size must not fill a shared disk.
+    server.routes["/blob.bin"] = Route(PAYLOAD * 50)
+    file = RemoteFile("blob.bin", sha256(PAYLOAD), (server.url + "/blob.bin",), size=len(PAYLOAD))
+    monkeypatch.setitem(data.DATASETS, "fake", Dataset("fake", "fake fake", (file,), manual="Ask the instructor."))
+    with pytest.raises(DataUnavailable) as err:
+        data.fetch("fake", file, **FAST)
+    assert f"offers {len(PAYLOAD) * 50} bytes, more than the file's {len(PAYLOAD)}" in str(err.value)
+    assert leaves_nothing(cache), files_in(cache)
+    # A file with no published size is capped too.
+    monkeypatch.setattr(data, "MAX_UNKNOWN_BYTES", len(PAYLOAD) * 2)
+    unsized = RemoteFile("blob.bin", sha256(PAYLOAD), (server.url + "/blob.bin",))
+    with pytest.raises(DataUnavailable) as err:
+        data.fetch("fake", unsized, **FAST)
+    assert f"more than the file's {len(PAYLOAD) * 2}" in str(err.value)
+    assert leaves_nothing(cache), files_in(cache)

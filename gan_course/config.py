@@ -6,6 +6,7 @@ at full quality on the lab's GPU server (`gpu`).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 
@@ -200,6 +201,25 @@ def set_seed(seed: int = 0) -> None:
     import keras
 
     keras.utils.set_random_seed(seed)
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Run a block under its own seed, then carry on from the caller's seed.
+
+    Inside, the block is repeatable (a cached classifier trained under seed 0 is the same
+    network on every machine); afterwards every generator is reseeded from a number drawn
+    from the caller's NumPy stream before the block, so the lab's own seed, not the block's,
+    decides what follows, and it does so the same way whether the block trained or loaded.
+    """
+    import numpy as np
+
+    resume = int(np.random.randint(2**31 - 1))
+    set_seed(seed)
+    try:
+        yield
+    finally:
+        set_seed(resume)
 
 
 def setup(seed: int = 0, quiet: bool = False) -> Profile:

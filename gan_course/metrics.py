@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gan_course.config import seeded
 from gan_course.i18n import N_, _
 
 CLASSIFIER_VERSION = 1  # bump when the architecture or training recipe changes
@@ -180,6 +181,8 @@ def classifier_path(dataset: str, source: str, epochs: int, train_limit: int | N
     return cache_dir() / "classifiers" / f"{dataset}-{source}-{budget}-v{CLASSIFIER_VERSION}.keras"
 
 
+# Trained under seed 0 (the same classifier everywhere); the lab's seed carries on afterwards.
+@seeded(0)
 def load_classifier(dataset: str = "mnist", epochs: int | None = None, train_limit: int | None = -1,
                     quiet: bool = False, retrain: bool = False) -> Classifier:
     """The metrics classifier of a dataset: from the data cache, or trained once and cached there.
@@ -217,7 +220,6 @@ def load_classifier(dataset: str = "mnist", epochs: int | None = None, train_lim
             print(_("Training the metrics classifier for {dataset} once ({epochs} epoch(s) on {n:,} images{standin}); "
                     "it is cached for later labs.").format(dataset=dataset, epochs=epochs, n=len(train),
                                                            standin=_(", stand-in data") if train.standin else ""))
-        keras.utils.set_random_seed(0)
         model = build_classifier(len(train.classes) or 10, train.x.shape[1:])
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
@@ -419,6 +421,8 @@ def conditional_scores(images, labels, classifier, reference: dict) -> dict:
     return {**scores, **{f"{key}_real": value for key, value in reference["real"].items() if key != "samples"}}
 
 # ----------------------------------------------------------------------------- any folder (lab 07)
+# Trained under seed 0 (the same classifier everywhere); the lab's seed carries on afterwards.
+@seeded(0)
 def train_folder_classifier(train, held_out, directory, epochs: int | None = None, quiet: bool = False,
                             retrain: bool = False) -> Classifier:
     """The course's metrics classifier trained on a folder's labelled images (as for MNIST).
@@ -453,7 +457,6 @@ def train_folder_classifier(train, held_out, directory, epochs: int | None = Non
         if not quiet:
             print(f"Training the metrics classifier on {len(train):,} images of {name} ({len(train.classes)} "
                   f"classes, {epochs} epoch(s)); tested on {len(held_out):,} held-out images.")
-        keras.utils.set_random_seed(0)
         model = build_classifier(len(train.classes), train.x.shape[1:])
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])

@@ -126,6 +126,34 @@ def test_classifier_is_trained_once_and_cached(small_classifier, monkeypatch):
     assert feats.shape == (3, 128) and probs.shape == (3, 10)
 
 
+def test_the_classifier_leaves_the_labs_seed_in_charge(small_classifier, monkeypatch):
+    """Loading or training the classifier (under its own seed 0) must not reset the lab's seed:
+    what follows depends on the seed the lab set, the same whether the classifier was trained,
+    loaded from disk or already in memory."""
+    import keras
+
+    from gan_course import config
+
+    monkeypatch.setenv("GAN_COURSE_DATA", str(small_classifier.path.parents[1]))
+    monkeypatch.setenv("GAN_COURSE_OFFLINE", "1")
+    monkeypatch.setenv("GAN_COURSE_PROFILE", "smoke")
+
+    def after_loading(seed, how):
+        config.set_seed(seed)
+        if how == "disk":
+            monkeypatch.setattr(metrics, "_LOADED", {})
+        metrics.load_classifier("mnist", epochs=2, train_limit=None, quiet=True, retrain=how == "train")
+        layer = keras.layers.Dense(3)
+        layer.build((None, 4))
+        return np.random.rand(), float(layer.kernel.numpy()[0, 0])
+
+    trained = after_loading(1, "train")
+    assert after_loading(1, "disk") == trained
+    assert after_loading(1, "memory") == trained
+    other = after_loading(2, "memory")
+    assert other[0] != trained[0] and other[1] != trained[1]
+
+
 def test_evaluate_reports_every_metric_next_to_the_real_baseline(small_classifier, capsys, monkeypatch):
     from gan_course import data
 

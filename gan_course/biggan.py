@@ -35,7 +35,6 @@ whose message says how to get the module.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from pathlib import Path
@@ -48,7 +47,7 @@ from keras import layers, ops
 from gan_course import metrics
 from gan_course.checks import exercise
 from gan_course.i18n import N_, _
-from gan_course.train import ConditionalGAN
+from gan_course.train import ConditionalGAN, GeneratorEMA  # noqa: F401 - GeneratorEMA: the lab's name
 
 ORTHO_STRENGTH = 1e-4  # BigGAN's beta
 serializable = keras.saving.register_keras_serializable(package="gan_course")
@@ -453,54 +452,6 @@ def generator_orthogonal_penalty(generator: keras.Model, strength: float = ORTHO
     return strength * ops.sum(ops.stack([orthogonal_regularization(w) for w in kernels]))
 
 
-# ----------------------------------------------------------------------------- EMA
-class GeneratorEMA:
-    """An exponential moving average of a generator's weights, kept in a copy for sampling.
-
-        ema = GeneratorEMA(generator, decay=0.999)
-        ...after each G step: ema.update(step)
-        images = ema.model([z, y], training=False)
-
-    Every weight is averaged, batch-norm statistics included (as BigGAN's code does).
-    With `num_updates` given, the decay is min(decay, (1 + n) / (10 + n)) as in
-    `tf.train.ExponentialMovingAverage`: early on the copy follows the live weights
-    closely instead of remembering the random start.
-    """
-
-    def __init__(self, generator: keras.Model, decay: float = 0.999):
-        self.decay = decay
-        self.generator = generator
-        self.model = keras.models.clone_model(generator)
-        self.model.set_weights(generator.get_weights())
-        self.model.trainable = False
-
-    def update(self, num_updates=None):
-        decay = tf.constant(self.decay, tf.float32)
-        if num_updates is not None:
-            n = tf.cast(num_updates, tf.float32)
-            decay = tf.minimum(decay, (1.0 + n) / (10.0 + n))
-        for shadow, live in zip(self.model.weights, self.generator.weights):
-            if "float" in str(shadow.dtype):
-                shadow.assign(decay * shadow + (1.0 - decay) * live)
-            else:
-                shadow.assign(live)
-
-    @contextlib.contextmanager
-    def swapped_in(self):
-        """Inside the block the live generator holds the averaged weights, for code that
-        samples from it (a sample grid, a metric); its own weights come back after."""
-        live = self.generator.get_weights()
-        self.generator.set_weights(self.model.get_weights())
-        try:
-            yield self.generator
-        finally:
-            self.generator.set_weights(live)
-
-    def copy_to(self, model: keras.Model) -> None:
-        """Put the averaged weights into `model` (for example the live generator, at the end)."""
-        model.set_weights(self.model.get_weights())
-
-
 # ----------------------------------------------------------------------------- truncation
 def _truncation_cases(rng):
     """z batches (one row, odd sizes), thresholds from tight to loose, 1-4 rounds of draws."""
@@ -559,32 +510,17 @@ class BigGAN(ConditionalGAN):
     def __init__(self, generator: keras.Model, discriminator: keras.Model, latent_dim: int, num_classes: int,
                  d_steps: int = 1, ortho_strength: float = ORTHO_STRENGTH, ema_decay: float = 0.999, **kwargs):
         super().__init__(generator, discriminator, latent_dim=latent_dim, num_classes=num_classes, loss="hinge",
-                         **kwargs)
+                         ema_decay=ema_decay, **kwargs)
         self.d_steps = d_steps
         self.ortho_strength = ortho_strength
-        self.ema = GeneratorEMA(generator, ema_decay)
-        self.ema_generator = self.ema.model  # tracked, so it is saved with the model
 
     def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
         """Adam with beta_1 = 0 and D 4x faster than G unless given (SAGAN's two time-scale rule)."""
         super().compile(d_optimizer or keras.optimizers.Adam(4e-4, beta_1=0.0, beta_2=0.9),
                         g_optimizer or keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9), **kwargs)
 
-    def generate(self, z, labels=None, ema: bool = True, training=False):
-        """Images from z (or a `(z, labels)` pair; labels default to classes 0, 1, 2, ... in turn),
-        by the EMA generator (`ema=False`: the live one)."""
-        z, labels = self._split_latent(z, labels)
-        generator = self.ema.model if ema else self.generator
-        return generator([z, labels], training=training)
-
-    def checkpoint_objects(self) -> dict:
-        return {**super().checkpoint_objects(), "ema_generator": self.ema.model}
-
     def generator_penalty(self) -> dict:
         return {"ortho": generator_orthogonal_penalty(self.generator, self.ortho_strength)}
-
-    def after_generator_step(self) -> None:
-        self.ema.update(self.g_optimizer.iterations)
 
 
 # ----------------------------------------------------------------------------- comparison

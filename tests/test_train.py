@@ -260,6 +260,57 @@ def test_both_generator_steps_train_the_generator(reuse):
     assert any(not np.allclose(a, b.numpy()) for a, b in zip(before, gan.generator.trainable_weights))
 
 
+def test_simultaneous_update_is_the_tutorials_step():
+    """update="simultaneous": both networks step from one forward pass, each down the gradient
+    of its own loss at the weights before the step (checked against a hand-written step)."""
+    with pytest.raises(ValueError, match="alternating, simultaneous"):
+        train.GAN(*models.build_dcgan("mnist", latent_dim=LATENT, **TINY), update="together")
+    real = tf.random.stateless_uniform((6, 8, 8, 1), (3, 4), -1, 1)
+    keras.utils.set_random_seed(0)
+    g, d = models.build_dcgan("mnist", latent_dim=LATENT, **TINY)
+    g2, d2 = keras.models.clone_model(g), keras.models.clone_model(d)
+    g2.set_weights(g.get_weights())
+    d2.set_weights(d.get_weights())
+    gan = train.GAN(g, d, update="simultaneous")
+    gan.compile(d_optimizer=keras.optimizers.SGD(0.1), g_optimizer=keras.optimizers.SGD(0.1))
+    keras.utils.set_random_seed(1)
+    z = gan.sample_latent(6)  # the draw the step will make
+    keras.utils.set_random_seed(1)
+    gan.train_step(real)
+
+    d_loss_fn, g_loss_fn = train.gan_losses.get_losses("non_saturating")
+    with tf.GradientTape(persistent=True) as tape:
+        fake = g2(z, training=True)
+        real_logits, fake_logits = d2(real, training=True), d2(fake, training=True)
+        d_loss, g_loss = d_loss_fn(real_logits, fake_logits), g_loss_fn(fake_logits)
+    for net, loss, trained in ((d2, d_loss, d), (g2, g_loss, g)):
+        grads = tape.gradient(loss, net.trainable_weights)
+        for w, grad, got in zip(net.trainable_weights, grads, trained.trainable_weights):
+            np.testing.assert_allclose(got.numpy(), w.numpy() - 0.1 * grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_weight_average_is_updated_in_the_step_and_used_for_samples_and_the_metric(tmp_path):
+    make = lambda: train.make_gan(*models.build_dcgan("mnist", latent_dim=LATENT, **TINY), ema_decay=0.9)  # noqa: E731
+    seen = []
+    trainer = train.Trainer(make, tmp_path, sample_every=4, num_samples=4, progress=False, quiet=True,
+                            best_metric=lambda generator: seen.append(generator) or 1.0, best_every=4)
+    gan = trainer.gan
+    plain = tiny_gan()
+    assert plain.ema is None and plain.sampling_generator is plain.generator
+    before = [w.numpy().copy() for w in gan.ema.model.weights]
+    trainer.fit(tiny_data(), steps=4)
+    averaged, live = gan.ema.model.get_weights(), gan.generator.get_weights()
+    assert any(not np.allclose(a, b) for a, b in zip(before, averaged))  # moved with training
+    assert any(not np.allclose(a, b) for a, b in zip(averaged, live))  # but is not the live G
+    assert seen and all(g is gan.ema.model for g in seen)
+    z = gan.fixed_latent(3)
+    np.testing.assert_allclose(gan.generate(z), gan.ema.model(z, training=False), atol=1e-6)
+    assert "ema_generator" in gan.checkpoint_objects()
+    resumed = train.Trainer(make, tmp_path, sample_every=4, num_samples=4, progress=False, quiet=True)
+    for saved, restored in zip(averaged, resumed.gan.ema.model.get_weights()):
+        np.testing.assert_array_equal(saved, restored)
+
+
 def test_auto_precision_follows_the_hardware(monkeypatch):
     monkeypatch.setattr(train, "_gpus", lambda: [])
     monkeypatch.setattr(train, "_cpu_has_bfloat16", lambda: True)

@@ -41,7 +41,12 @@ SIZES: dict[str, tuple] = {
     "dcgan_g_filters": ((16, 8), (128, 64), (256, 128)),
     "dcgan_d_filters": ((8, 16), (32, 64), (64, 128)),
     "dcgan_batch": (16, 64, 128),
-    "dcgan_steps": (8, 1000, 6000),
+    # Adam's step size (beta_1 0.5) and the generator's weight average: the paper's 2e-4 reaches
+    # recognisable digits too slowly for a laptop's budget; 1e-3 with an average of the
+    # generator's weights (decay 0.99) gets there in about half the steps (bench/RESULTS.md).
+    "dcgan_learning_rate": (2e-4, 1e-3, 2e-4),
+    "dcgan_ema_decay": (0.9, 0.99, 0.999),
+    "dcgan_steps": (8, 2500, 6000),
     "dcgan_sample_every": (4, 100, 300),
     "dcgan_eval_every": (4, 250, 1000),
     "dcgan_eval_samples": (200, 1000, 5000),

@@ -34,7 +34,13 @@ Speed (each measured by `bench/run.py`, see `bench/RESULTS.md`):
 - `GAN(reuse_generated=True)`: the G step reuses the D step's generated batch and its
   recorded G forward pass (one G forward per step instead of two);
 - `GAN(fuse_discriminator="auto")`: one discriminator call on real and generated images
-  together when D has no batch norm (identical results, larger and fewer kernels).
+  together when D has no batch norm (identical results, larger and fewer kernels);
+- `GAN(update="simultaneous")`: both networks' gradients from one forward pass (two D
+  forward passes per step instead of the alternating step's three), as the TensorFlow
+  tutorial does.
+
+Quality: `GAN(ema_decay=...)` keeps an average of G's weights, updated inside the compiled
+step; samples, the grid and `best_metric` use it (`sampling_generator`).
 
     trainer = Trainer(lambda: make_gan(...), output_dir / "dcgan", sample_every=200)
     trainer.fit(images.batches(128), steps=3000)

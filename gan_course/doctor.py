@@ -154,9 +154,9 @@ def check_profile() -> list[Finding]:
 
     try:
         p = profile()
-    except ValueError as err:
-        return [Finding(ERROR, "profile", str(err), _("export {variable}={choices} (or unset it)").format(
-            variable=ENV_PROFILE, choices="|".join(PROFILES)))]
+    except ValueError as err:  # a bad GAN_COURSE_STEPS_SCALE says what to set (`fix`), a bad profile name here
+        return [Finding(ERROR, "profile", str(err), getattr(err, "fix", None) or _(
+            "export {variable}={choices} (or unset it)").format(variable=ENV_PROFILE, choices="|".join(PROFILES)))]
     except ImportError:  # choosing automatically needs TensorFlow, already reported
         return [Finding(WARN, "profile", _("cannot choose a profile without TensorFlow"))]
     standin = _("stand-in data allowed") if p.allow_standin else _("real data only")

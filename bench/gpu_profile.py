@@ -253,7 +253,7 @@ def jobs(p, args):
          pair_steps(game_pair("non_saturating"), p.gan1d_batch)),
         ("01", "1-D game, the critic's head start (2 losses)", p.gan1d_critic_head_start,
          len(intuition.GENERATOR_LOSSES), pair_steps(game_pair("non_saturating"), p.gan1d_batch, "critic_step")),
-        ("01", "ring (3 settings; one with a packed critic)", p.ring_steps, 3,
+        ("01", "ring (3 settings, timed with the unpacked critic)", p.ring_steps, 3,
          pair_steps(ring_pair(), p.ring_batch)),
         ("02", "checkerboard fit (both upsamplers)", p.checkerboard_steps, 1, checkerboard),
         ("03", "metrics classifier, MNIST (once; cached for labs 05-06)",

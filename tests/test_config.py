@@ -170,3 +170,15 @@ def test_a_scaled_run_says_so_and_keeps_its_own_folder(monkeypatch, tmp_path, ca
     monkeypatch.setenv(i18n.ENV_LANG, "en")
     full = _sizes(monkeypatch, "gpu", 1)
     assert "steps x" not in str(full) and config.output_dir("03") == tmp_path / "03" / "gpu"
+
+
+def test_doctor_shows_scaled_steps(monkeypatch):
+    from gan_course import doctor
+
+    monkeypatch.setenv(config.ENV_PROFILE, "gpu")
+    monkeypatch.setenv(config.ENV_STEPS_SCALE, "0.05")
+    (finding,) = doctor.check_profile()
+    assert finding.level == doctor.OK and "steps x0.05" in finding.message
+    monkeypatch.delenv(config.ENV_STEPS_SCALE)
+    (finding,) = doctor.check_profile()
+    assert "steps x" not in finding.message

@@ -7,6 +7,7 @@ at full quality on the lab's GPU server (`gpu`).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -14,6 +15,7 @@ from gan_course.i18n import N_, _
 
 PROFILES = ("smoke", "cpu", "gpu")
 ENV_PROFILE = "GAN_COURSE_PROFILE"
+ENV_STEPS_SCALE = "GAN_COURSE_STEPS_SCALE"
 
 # name: (smoke, cpu, gpu).  One table for the whole course, grouped by lab.
 SIZES: dict[str, tuple] = {
@@ -130,6 +132,66 @@ SIZES: dict[str, tuple] = {
     "folder_inception_download": (False, True, True),
 }
 
+# GAN_COURSE_STEPS_SCALE (a number in (0, 1], default 1) shortens training and nothing else: it
+# multiplies the sizes that count training steps (or epochs), never a network, an image count or a
+# metric's sample count, so a profile's every code path runs in a fraction of its time.
+# Step counts and the least each keeps when scaled: two steps, so a resumed run still has a step
+# to resume to, and one epoch.
+SCALED_STEPS = {
+    "gan1d_steps": 2, "ring_steps": 2, "checkerboard_steps": 2,
+    "metrics_classifier_epochs": 1, "metrics_classifier_min_steps": 2,
+    "dcgan_steps": 2, "faces_steps": 2, "infogan_steps": 2, "acgan_steps": 2, "compare_steps": 2,
+    "folder_steps": 2, "folder_classifier_epochs": 1, "folder_classifier_min_steps": 2,
+}
+# Sizes measured in the steps of a count above: scaled with it (its scaled share, at least 1, at most
+# the count itself), so sampling, evaluation and checkpoints still happen at least once.
+SCALED_WITH = {
+    "gan1d_critic_head_start": "gan1d_steps",
+    "dcgan_sample_every": "dcgan_steps", "dcgan_eval_every": "dcgan_steps",
+    "faces_sample_every": "faces_steps",
+    "infogan_sample_every": "infogan_steps", "infogan_eval_every": "infogan_steps",
+    "acgan_sample_every": "acgan_steps",
+    "compare_sample_every": "compare_steps", "compare_eval_every": "compare_steps",
+    "folder_sample_every": "folder_steps", "folder_eval_every": "folder_steps",
+}
+# Names that end like a step count but count images along a path: never scaled.
+NOT_STEPS = ("dcgan_interp_steps", "faces_walk_steps", "hub_interp_steps")
+
+
+def steps_scale() -> float:
+    """`GAN_COURSE_STEPS_SCALE` as a float in (0, 1]; 1 when unset.  Anything else is a ValueError
+    whose one line says what to set (its `fix`)."""
+    text = os.environ.get(ENV_STEPS_SCALE, "").strip()
+    if not text:
+        return 1.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 < value <= 1.0:  # NaN fails this too
+        fix = _("export {variable}=0.01 (any number in (0, 1]), or unset it for full training").format(
+            variable=ENV_STEPS_SCALE)
+        err = ValueError(_("{variable}={value!r} is not a number in (0, 1]; {fix}").format(
+            variable=ENV_STEPS_SCALE, value=text, fix=fix))
+        err.fix = fix
+        raise err
+    return value
+
+
+def scale_steps(sizes: dict, scale: float) -> dict:
+    """A copy of one profile's `sizes` with its step counts (`SCALED_STEPS`) and the sizes measured
+    in them (`SCALED_WITH`) multiplied by `scale`; every other size is left as it is."""
+    scaled = dict(sizes)
+    if scale == 1.0:
+        return scaled
+    for key, floor in SCALED_STEPS.items():
+        scaled[key] = min(sizes[key], max(floor, round(sizes[key] * scale)))
+    for key, parent in SCALED_WITH.items():
+        steps, full = scaled[parent], sizes[parent]
+        scaled[key] = min(steps, max(1, round(sizes[key] * steps / full)))
+    return scaled
+
+
 # Stand-ins (clearly labelled real data that install offline) may replace the lab's
 # dataset only in these profiles; `gpu` trains on the real thing or stops and says how
 # to get it.  GAN_COURSE_ALLOW_STANDIN=1 / 0 overrides.
@@ -143,6 +205,7 @@ class Profile:
     name: str
     reason: str
     sizes: dict = field(repr=False)
+    steps_scale: float = 1.0  # GAN_COURSE_STEPS_SCALE: below 1, a shortened run of this profile
 
     def __getattr__(self, key):
         sizes = self.__dict__.get("sizes", {})
@@ -159,8 +222,22 @@ class Profile:
             return env.strip() not in ("0", "", "false", "no")
         return STANDIN_ALLOWED[self.name]
 
+    @property
+    def scaled(self) -> bool:
+        """True when training steps are cut by GAN_COURSE_STEPS_SCALE: results say nothing about quality."""
+        return self.steps_scale != 1.0
+
+    @property
+    def folder_name(self) -> str:
+        """The profile's output folder: a run with scaled steps keeps to its own (`gpu-steps0.01`)."""
+        return f"{self.name}-steps{self.steps_scale:g}" if self.scaled else self.name
+
     def __str__(self):
-        return _("profile {name} ({reason})").format(name=self.name, reason=_(self.reason))
+        text = _("profile {name} ({reason})").format(name=self.name, reason=_(self.reason))
+        if self.scaled:
+            text += ", " + _("steps x{scale:g} (set by {variable}): a shortened run, not the profile's quality").format(
+                scale=self.steps_scale, variable=ENV_STEPS_SCALE)
+        return text
 
 
 def _gpu_present() -> bool:
@@ -170,7 +247,8 @@ def _gpu_present() -> bool:
 
 
 def profile() -> Profile:
-    """The active profile: `GAN_COURSE_PROFILE` if set, else `gpu` when TensorFlow sees a GPU, else `cpu`."""
+    """The active profile: `GAN_COURSE_PROFILE` if set, else `gpu` when TensorFlow sees a GPU, else `cpu`;
+    its step counts multiplied by `GAN_COURSE_STEPS_SCALE` when that is set."""
     name = os.environ.get(ENV_PROFILE, "").strip().lower()
     if name:
         if name not in PROFILES:
@@ -183,7 +261,8 @@ def profile() -> Profile:
     else:
         name, reason = "cpu", N_("no GPU found; set GAN_COURSE_PROFILE=smoke for a quick run")
     column = PROFILES.index(name)
-    return Profile(name, reason, {k: v[column] for k, v in SIZES.items()})
+    scale = steps_scale()
+    return Profile(name, reason, scale_steps({k: v[column] for k, v in SIZES.items()}, scale), scale)
 
 
 def enable_memory_growth() -> list[str]:
@@ -256,10 +335,11 @@ def setup(seed: int = 0, quiet: bool = False) -> Profile:
 def output_dir(lab: str) -> "os.PathLike":
     """Where a lab writes its figures, GIFs, checkpoints and logs: GAN_COURSE_OUT/NN/PROFILE
     (default ./outputs/NN/PROFILE).  One folder per profile: a quick smoke run never resumes
-    from, nor overwrites, the checkpoints of a cpu run's larger networks."""
+    from, nor overwrites, the checkpoints of a cpu run's larger networks.  A run with scaled
+    steps has its own (PROFILE-steps0.01): a full run never resumes from a shortened one."""
     from pathlib import Path
 
     root = Path(os.environ.get("GAN_COURSE_OUT", "outputs")).expanduser()
-    path = root / lab / profile().name
+    path = root / lab / profile().folder_name
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -150,18 +150,21 @@ def check_gpus() -> list[Finding]:
 
 
 def check_profile() -> list[Finding]:
-    from gan_course.config import ENV_PROFILE, PROFILES, profile
+    from gan_course.config import ENV_PROFILE, ENV_STEPS_SCALE, PROFILES, profile
 
     try:
         p = profile()
-    except ValueError as err:
-        return [Finding(ERROR, "profile", str(err), _("export {variable}={choices} (or unset it)").format(
-            variable=ENV_PROFILE, choices="|".join(PROFILES)))]
+    except ValueError as err:  # a bad GAN_COURSE_STEPS_SCALE says what to set (`fix`), a bad profile name here
+        return [Finding(ERROR, "profile", str(err), getattr(err, "fix", None) or _(
+            "export {variable}={choices} (or unset it)").format(variable=ENV_PROFILE, choices="|".join(PROFILES)))]
     except ImportError:  # choosing automatically needs TensorFlow, already reported
         return [Finding(WARN, "profile", _("cannot choose a profile without TensorFlow"))]
     standin = _("stand-in data allowed") if p.allow_standin else _("real data only")
-    return [Finding(OK, "profile", _("{name} ({reason}; {standin})").format(name=p.name, reason=_(p.reason),
-                                                                             standin=standin))]
+    message = _("{name} ({reason}; {standin})").format(name=p.name, reason=_(p.reason), standin=standin)
+    if p.scaled:  # GAN_COURSE_STEPS_SCALE: say so, as gc.setup() does
+        message += ", " + _("steps x{scale:g} (set by {variable}): a shortened run, not the profile's quality").format(
+            scale=p.steps_scale, variable=ENV_STEPS_SCALE)
+    return [Finding(OK, "profile", message)]
 
 
 def writable(folder: Path) -> str | None:

@@ -38,3 +38,39 @@ def test_as_an_ordinary_user_no_allow_root():
 def test_the_user_is_found_by_itself():
     _, command = lab_commands()
     assert ("--allow-root" in command) == (os.geteuid() == 0)
+
+
+
+def _dry_run(*targets):
+    out = subprocess.run(["make", "-n", "-s", *targets], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.replace("\\\n", " ")
+
+
+def _gpu_run(script):
+    (line,) = [line for line in script.splitlines() if "GAN_COURSE_PROFILE=gpu" in line]
+    words = line.split()
+    settings = dict(word.split("=", 1) for word in words if word.startswith("GAN_COURSE_"))
+    assert settings["GAN_COURSE_ALLOW_STANDIN"] == "1" and settings["GAN_COURSE_STRICT"] == "1"
+    assert 0 < float(settings["GAN_COURSE_STEPS_SCALE"]) < 1
+    assert settings["GAN_COURSE_OUT"] == "$out" and "out=$(mktemp -d)" in line  # a fresh folder: nothing resumes
+    assert "--nbval" in words
+    return {Path(word).name.split("_")[0] for word in words if word.startswith("solutions/")}, line
+
+
+ENGLISH_LABS = {p.name.split("_")[0] for p in (ROOT / "solutions").glob("*.ipynb")}
+
+
+def test_notebooks_gpu_runs_every_english_solution_with_scaled_steps():
+    labs, line = _gpu_run(_dry_run("notebooks-gpu"))
+    assert labs == ENGLISH_LABS and len(labs) == 7
+    assert all(f"solutions/{lab}_*.ipynb" in line.split() for lab in labs)  # English only, not solutions/zh/
+
+
+def test_ci_runs_the_gpu_profile_and_names_every_lab_it_leaves_out():
+    script = _dry_run("test")
+    labs, _ = _gpu_run(script)
+    assert labs and labs <= ENGLISH_LABS
+    (note,) = [line for line in script.splitlines() if "are left to" in line]
+    left_out = set(note.split("labs ")[2].split(" are left")[0].split())
+    assert left_out == ENGLISH_LABS - labs and "make notebooks-gpu" in note

@@ -239,14 +239,16 @@ def run_all(page) -> list:
 
 def visible_change(before: list, after: list) -> float:
     """Share of pixels that moved by more than VISIBLE_LEVELS between two lists of PNG screenshots
-    (1.0 when the pictures' number or sizes differ)."""
+    (1.0 when the pictures' number or sizes differ; 0.0 when no picture is left)."""
     import numpy as np
     from PIL import Image
 
     def grey(png):
         return np.asarray(Image.open(io.BytesIO(png)).convert("L"), np.int16)
 
-    if len(before) != len(after) or not before:
+    if not after:
+        return 0.0  # a message where the picture was is no picture that changed
+    if len(before) != len(after):
         return 1.0
     moved, total = 0, 0
     for one, other in zip(map(grey, before), map(grey, after)):

@@ -137,8 +137,8 @@ def test_lab_05_acgan_follows_its_noise(P, tmp_path, ablation):
 # Their BigGANs (the models behind their truncation sliders) draw varied pictures after the smoke
 # budget already; tests/test_browser.py moves those sliders.  Their DCGANs get the same budget (6 and 4
 # eager steps: fewer than tracing a compiled step would cost) and still draw flat grey: they need some
-# 100 steps (compiled) to leave it, about 20 s more per run of each lab.  Known, and marked strict so
-# that the day they pass is seen.
+# 100 steps (compiled) to leave it, some 20 s more per run of each lab on two shared cores.  Known, and
+# marked strict so that the day they pass is seen.
 SMOKE_DCGAN_FLAT = pytest.mark.xfail(strict=True, reason="the smoke budget of labs 06 and 07 leaves their DCGAN flat grey")
 
 

@@ -1,12 +1,16 @@
 """A student's view: JupyterLab in a real browser runs a lab and its sliders answer.
 
-For each lab in `BROWSER_LABS` (lab numbers; `GAN_COURSE_BROWSER_LABS=01,03` overrides)
-the test starts JupyterLab on a loopback port with a random token, opens the lab in
-headless Chromium through Playwright, runs every cell from the Run menu, waits for the
-kernel to go idle, and checks that no cell shows a traceback, that no figure warns of a
-glyph missing from its font (Chinese text drawn as boxes), that the ipywidgets sliders
-render, and that moving a slider changes a figure.  A lab of the Chinese edition is named
-by its folder: ``zh/01``.  Screenshots go to outputs/browser/<lab>/.
+For each lab in `BROWSER_LABS` (lab numbers, one parametrised case each, so a failure names
+its lab; `GAN_COURSE_BROWSER_LABS=01,03` picks others) the test opens the lab in headless
+Chromium through Playwright, served by one JupyterLab on a loopback port with a random
+token, runs every cell from the Run menu, waits for the kernel to go idle, and checks that
+no cell shows a traceback, that no figure warns of a glyph missing from its font (Chinese
+text drawn as boxes) and that every widget renders.  Then every ipywidgets slider is moved
+to its far end, one after the other, and the picture of the widget it belongs to must
+change by a visible margin (pixels compared, not just bytes: a generator that draws flat
+grey fails).  A lab whose code builds an explorer must show at least one slider.  A lab of
+the Chinese edition is named by its folder: ``zh/01``.  Screenshots go to
+outputs/browser/<lab>/ (each explorer before and after each slider move).
 
 The server serves a copy of labs/ (`GAN_COURSE_BROWSER_LABS_DIR` picks another folder),
 so nothing JupyterLab saves can touch the working tree.  The browser is the system's
@@ -15,8 +19,10 @@ why, when Chromium or the `playwright` package is missing.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -31,7 +37,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LABS_DIR = Path(os.environ.get("GAN_COURSE_BROWSER_LABS_DIR", ROOT / "labs"))
-BROWSER_LABS = os.environ.get("GAN_COURSE_BROWSER_LABS", "01,02,zh/01").split(",")
+BROWSER_LABS = os.environ.get("GAN_COURSE_BROWSER_LABS", "01,02,03,04,05,06,07,zh/01").split(",")
 SCREENSHOTS = ROOT / "outputs" / "browser"
 CHROMIUM = os.environ.get("GAN_COURSE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -68,14 +74,16 @@ TRACEBACKS = """() => Array.from(document.querySelectorAll(
 # matplotlib's warning when a font lacks a character (the figure shows a box instead).
 MISSING_GLYPHS = """() => Array.from(document.querySelectorAll('.jp-Notebook .jp-OutputArea-output'))
   .map(e => e.textContent).filter(t => /Glyph \\d+ .* missing from font/.test(t)).map(t => t.slice(0, 300))"""
-# What the figures and text outputs look like now, the sliders themselves (whose readout
-# moves with them) left out.
-OUTPUT_FINGERPRINT = """() => Array.from(document.querySelectorAll('.jp-Notebook .jp-Cell-outputArea')).map(area => {
-    const images = Array.from(area.querySelectorAll('img')).map(i => i.src).join('|');
-    const copy = area.cloneNode(true);
-    copy.querySelectorAll('.widget-slider').forEach(e => e.remove());
-    return images + '#' + copy.textContent;
-  }).join('\\n')"""
+# The widgets a cell displayed that hold a slider: an explorer (its controls and its picture).
+EXPLORERS = ".jp-Notebook .jp-OutputArea-output:has(.widget-slider)"
+# The sources of an explorer's pictures, once every one of them has loaded.
+PICTURE_SOURCES = "imgs => imgs.every(i => i.complete && i.naturalWidth > 0) ? imgs.map(i => i.src) : null"
+# Code that builds a slider widget: such a lab must show at least one slider.
+MAKES_SLIDERS = re.compile(r"(Explorer|_explorer)\(")
+# A visible change: at least this share of the picture's pixels moves by more than this many
+# grey levels (of 255).  A flat grey generator moves none; a barely trained one a fraction
+# of a percent; a plot whose curves move, or a generator that reads its input, far more.
+VISIBLE_LEVELS, VISIBLE_SHARE = 24, 0.01
 
 
 def free_port() -> int:
@@ -219,7 +227,7 @@ def run_all(page) -> list:
             page.keyboard.press("Escape")
     deadline, settled = time.monotonic() + RUN_ALL_TIMEOUT_S, 0
     while time.monotonic() < deadline:
-        time.sleep(1)
+        time.sleep(0.5)
         prompts = page.evaluate(PROMPTS)
         started = any(p.strip("[]: ").isdigit() for p in prompts)
         idle = kernel_idle(page) and not any("*" in p for p in prompts)
@@ -229,30 +237,73 @@ def run_all(page) -> list:
     raise TimeoutError(f"Run All did not finish within {RUN_ALL_TIMEOUT_S} s; prompts: {page.evaluate(PROMPTS)}")
 
 
-def move_a_slider(page, shots: Path) -> int:
-    """Move each slider in turn to its far end until a figure or output changes; return its index (-1: none)."""
-    sliders = page.locator(".jp-Notebook .widget-slider")
-    for index in range(sliders.count()):
-        slider = sliders.nth(index)
-        cell_output = slider.locator("xpath=ancestor::div[contains(@class, 'jp-Cell-outputArea')]").first
-        cell_output.scroll_into_view_if_needed()
-        cell_output.screenshot(path=str(shots / f"slider{index}_before.png"))
-        before = page.evaluate(OUTPUT_FINGERPRINT)
-        handle = slider.locator(".noUi-handle").first
-        at_max = handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax")
-        readout = slider.locator(".widget-readout").first.text_content()
-        handle.focus()
-        # To the far end: a large move, so even a barely trained generator draws something else.
-        page.keyboard.press("Home" if at_max else "End")
-        deadline = time.monotonic() + 45
-        while time.monotonic() < deadline:
-            time.sleep(1)
-            if page.evaluate(OUTPUT_FINGERPRINT) != before and kernel_idle(page):
-                time.sleep(1)  # let the browser paint the new figure
-                cell_output.screenshot(path=str(shots / f"slider{index}_after.png"))
-                assert slider.locator(".widget-readout").first.text_content() != readout
-                return index
-    return -1
+def visible_change(before: list, after: list) -> float:
+    """Share of pixels that moved by more than VISIBLE_LEVELS between two lists of PNG screenshots
+    (1.0 when the pictures' number or sizes differ; 0.0 when no picture is left)."""
+    import numpy as np
+    from PIL import Image
+
+    def grey(png):
+        return np.asarray(Image.open(io.BytesIO(png)).convert("L"), np.int16)
+
+    if not after:
+        return 0.0  # a message where the picture was is no picture that changed
+    if len(before) != len(after):
+        return 1.0
+    moved, total = 0, 0
+    for one, other in zip(map(grey, before), map(grey, after)):
+        if one.shape != other.shape:
+            return 1.0
+        moved += int((np.abs(one - other) > VISIBLE_LEVELS).sum())
+        total += one.size
+    return moved / total
+
+
+def move_every_slider(page, shots: Path) -> list[tuple[str, float]]:
+    """Move each slider to its far end, in turn; return (slider, share of its picture that changed) for each.
+
+    A slider's picture is every image of the explorer (the widget output) it sits in; the
+    share is 0 when no image was redrawn within the time limit.
+    """
+    results = []
+    explorers = page.locator(EXPLORERS)
+    for e in range(explorers.count()):
+        explorer = explorers.nth(e)
+        pictures = explorer.locator("img")
+        sliders = explorer.locator(".widget-slider")
+        for index in range(sliders.count()):
+            slider = sliders.nth(index)
+            name = f"explorer {e}, slider {index} ({slider.locator('.widget-label').first.text_content().strip()})"
+            handle = slider.locator(".noUi-handle").first
+            if handle.get_attribute("aria-valuemin") == handle.get_attribute("aria-valuemax"):
+                continue  # nothing to move to (lab 02's kernel position when the output has one pixel)
+            explorer.scroll_into_view_if_needed()
+            explorer.screenshot(path=str(shots / f"explorer{e}_slider{index}_before.png"))
+            sources = pictures.evaluate_all(PICTURE_SOURCES)
+            before = [pictures.nth(i).screenshot() for i in range(pictures.count())]
+            at_max = handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax")
+            readout = slider.locator(".widget-readout").first.text_content()
+            handle.focus()
+            page.keyboard.press("Home" if at_max else "End")
+            share, deadline = 0.0, time.monotonic() + 45
+            while time.monotonic() < deadline:
+                time.sleep(0.25)
+                now = pictures.evaluate_all(PICTURE_SOURCES)
+                if now is not None and now != sources and kernel_idle(page):
+                    page.wait_for_timeout(100)  # one more frame: the new images painted
+                    after = [pictures.nth(i).screenshot() for i in range(pictures.count())]
+                    share = visible_change(before, after)
+                    break
+            explorer.screenshot(path=str(shots / f"explorer{e}_slider{index}_after.png"))
+            assert slider.locator(".widget-readout").first.text_content() != readout, f"{name} did not move"
+            results.append((name, share))
+    return results
+
+
+def code_of(notebook: Path) -> str:
+    """The code cells of a notebook, as one text."""
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
 
 
 def lab_file(lab: str) -> str:
@@ -283,11 +334,12 @@ def test_lab_runs_in_the_browser_and_its_sliders_answer(lab, lab_server, browser
         assert not unrun, f"Run All stopped before code cells {unrun} of {name}"
         assert page.locator(".jp-Notebook").get_by_text("Error displaying widget").count() == 0
 
-        sliders = page.locator(".jp-Notebook .widget-slider")
-        assert sliders.count() > 0, f"no ipywidgets slider rendered in {name}"
-        assert page.locator(".jp-Notebook .jupyter-widgets").first.is_visible()
-        moved = move_a_slider(page, shots)
-        assert moved >= 0, f"moving the sliders of {name} changed no output"
+        if MAKES_SLIDERS.search(code_of(LABS_DIR / name)):
+            assert page.locator(EXPLORERS).count() > 0, f"no ipywidgets slider rendered in {name}"
+        moves = move_every_slider(page, shots)
+        still = [f"{slider}: {share:.2%} of its picture changed" for slider, share in moves if share < VISIBLE_SHARE]
+        assert not still, (f"moving these sliders of {name} to their far end changed their picture by less than "
+                           f"{VISIBLE_SHARE:.0%} of its pixels:\n" + "\n".join(still))
         assert not page.evaluate(TRACEBACKS), "moving a slider raised an error"
     except Exception:
         page.screenshot(path=str(shots / "failure.png"))

@@ -24,9 +24,15 @@ def test_auto_profile_without_gpu_is_cpu(monkeypatch):
     assert config.profile().name == "gpu"
 
 
+# Settings in the table that are not amounts of work: they need not grow with the profile.
+NOT_SIZES = {"dcgan_learning_rate"}  # a laptop's budget takes a larger step than the paper's GPU run
+
+
 def test_every_size_has_three_values_and_grows_with_the_profile():
     for key, values in config.SIZES.items():
         assert len(values) == 3, key
+        if key in NOT_SIZES:
+            continue
         numbers = [v for v in values if isinstance(v, (int, float))]  # None means "all of it"
         assert numbers == sorted(numbers), f"{key}: smoke <= cpu <= gpu expected, got {values}"
 

@@ -221,7 +221,7 @@ def time_to_quality(images, frechet: Frechet, settings: dict, workdir: Path) -> 
         ratio = round(tutorial_run["seconds"] / engine_run["seconds"], 2)
     return {"ttq_target_frechet": round(target, 3), "ttq_target": f"{factor}x the real-vs-real baseline "
             f"({frechet.baseline:.3f}, {frechet.n} training vs {frechet.n} test digits)"
-            + ("" if factor == 5 else f"; --quick uses {factor}x, looser than lab 03's bar of 5x"),
+            + ("" if factor <= 5 else "; looser than lab 03's bar of 5x"),
             "ttq_model": f"lab 03's network (cpu profile: G {P.dcgan_g_filters}, D {P.dcgan_d_filters}, "
                          f"latent {P.dcgan_latent_dim})",
             "ttq_tutorial": "the tutorial's loop: float32, Adam 1e-4 for both, batch 256, tf.data shuffle(60000)",
@@ -314,8 +314,16 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer, shorter windows; no seeds study")
     parser.add_argument("--record", type=Path, help="append the figures to this markdown file")
     parser.add_argument("--workdir", type=Path, default=None, help="checkpoints of the timed runs (default: temporary)")
+    parser.add_argument("--ttq-factor", type=float, default=None,
+                        help="time-to-quality target in multiples of the real-vs-real baseline (default 5; 10 with --quick)")
+    parser.add_argument("--ttq-budget", type=float, default=None,
+                        help="seconds each loop may train towards the target (default 1200; 240 with --quick)")
     args = parser.parse_args()
-    settings = QUICK if args.quick else FULL
+    settings = dict(QUICK if args.quick else FULL)
+    if args.ttq_factor is not None:
+        settings["ttq_factor"] = args.ttq_factor
+    if args.ttq_budget is not None:
+        settings["ttq_budget_s"] = args.ttq_budget
     began = time.perf_counter()
     import tempfile
 
@@ -392,7 +400,9 @@ def main() -> int:
     result.update(grading())
     result["bench_wall_s"] = round(time.perf_counter() - began, 1)
     tmp.cleanup()
-    command = "python bench/run.py" + (" --quick" if args.quick else "")
+    command = "python bench/run.py" + (" --quick" if args.quick else "") + \
+        (f" --ttq-factor {args.ttq_factor:g}" if args.ttq_factor is not None else "") + \
+        (f" --ttq-budget {args.ttq_budget:g}" if args.ttq_budget is not None else "")
     if args.record:
         record(args.record, result, command)
     print(json.dumps(result))

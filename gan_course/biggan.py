@@ -501,8 +501,8 @@ class BigGAN(ConditionalGAN):
     """A class-conditional GAN trained the BigGAN way; `fit` on batches of (images, labels).
 
     Per `train_step`: `d_steps` discriminator steps with the hinge loss (each on its own
-    batch of fakes), one generator step with the hinge loss plus the orthogonal penalty,
-    then the EMA update.  Metrics as `train.GAN` plus `ortho`; `D(x)` and `D(G(z))` are
+    batch of fakes), one generator step with the hinge loss plus the orthogonal penalty
+    (on the last D step's fakes, as `train.ConditionalGAN`), then the EMA update.  Metrics as `train.GAN` plus `ortho`; `D(x)` and `D(G(z))` are
     sigmoids of the hinge logits, only a readable trend.  `generate` samples from the
     EMA generator unless told otherwise, so the Trainer's grids show the averaged weights.
     """

@@ -177,7 +177,9 @@ class GAN(keras.Model):
 
         `fuse_discriminator`: in the D step, call D once on real and generated images
         concatenated.  "auto" fuses only when D has no batch norm, whose statistics would
-        otherwise mix the two batches (the paper keeps them apart).
+        otherwise mix the two batches (the paper keeps them apart), and only in the
+        alternating update: in the simultaneous one G's gradient flows back through that
+        same call, and a fused call would carry it through the real half too.
         `reuse_generated`: the G step judges the images the D step generated (one G
         forward pass per step) instead of generating a fresh batch (two).
         `update`: "alternating" (D steps, then G plays against the updated D: three D
@@ -199,13 +201,13 @@ class GAN(keras.Model):
             self.d_loss_fn, self.g_loss_fn = gan_losses.get_losses(loss, label_smoothing)
         else:
             self.d_loss_fn, self.g_loss_fn = loss
-        self.fuse_discriminator = (not _has_batch_norm(discriminator) if fuse_discriminator == "auto"
-                                   else bool(fuse_discriminator))
-        self.reuse_generated = bool(reuse_generated)
         if update not in UPDATES:
             raise ValueError(_("update must be one of {choices}, not {value!r}").format(
                 choices=", ".join(UPDATES), value=update))
         self.update = update
+        self.fuse_discriminator = (update == "alternating" and not _has_batch_norm(discriminator)
+                                   if fuse_discriminator == "auto" else bool(fuse_discriminator))
+        self.reuse_generated = bool(reuse_generated)
         self.ema = GeneratorEMA(generator, ema_decay) if ema_decay else None
         if self.ema is not None:
             self.ema_generator = self.ema.model  # tracked, so it is saved with the model
@@ -710,8 +712,9 @@ class ConditionalGAN(GAN):
     """A class-conditional GAN: G([z, y]) and D([image, y]); `fit` on (images, labels) batches.
 
     Per `train_step`: one D step on real images with their labels and generated images
-    with random labels (separate D calls when D has batch norm), then one G step on a
-    fresh batch.  The default loss is the non-saturating one (the DCGAN paper's, and
+    with random labels (separate D calls when D has batch norm), then one G step in which
+    the updated D judges those same fakes again (`reuse_generated=False`: a fresh batch,
+    a second G forward pass).  The default loss is the non-saturating one (the DCGAN paper's, and
     Adam(2e-4, beta_1=0.5)): this is the lab's conditional DCGAN.  The Trainer's grid
     (`fixed_latent`) has one row per class.
     """
@@ -755,10 +758,13 @@ class ConditionalGAN(GAN):
         return {}
 
     def _discriminator_step(self, real_images, real_labels):
+        """One D step on a fresh batch of fakes; returns what the G step may reuse: the fakes,
+        their labels and the tape that recorded G's forward pass."""
         batch_size = tf.shape(real_images)[0]
         z, labels = self.sample_latent(batch_size), self.sample_labels(batch_size)
-        with tf.GradientTape() as tape:
+        with tf.GradientTape() as generator_tape:
             fake_images = tf.cast(self.generator([z, labels], training=True), real_images.dtype)
+        with tf.GradientTape() as tape:
             if self.fuse_discriminator:  # one D call when D has no batch norm
                 logits = self.discriminator([tf.concat([real_images, fake_images], 0),
                                              tf.concat([real_labels, labels], 0)], training=True)
@@ -770,29 +776,39 @@ class ConditionalGAN(GAN):
             scaled_loss = self.d_optimizer.scale_loss(per_replica_scale(d_loss))
         grads = tape.gradient(scaled_loss, self.discriminator.trainable_variables)
         self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
-        return d_loss, real_logits
+        return d_loss, real_logits, (fake_images, labels, generator_tape)
+
+    def _generator_loss(self, fake_images, labels):
+        fake_logits = self.discriminator([fake_images, labels], training=True)
+        g_loss = self.g_loss_fn(fake_logits)
+        penalties = self.generator_penalty()
+        total = g_loss + sum(tf.cast(term, g_loss.dtype) for term in penalties.values())
+        return fake_logits, g_loss, penalties, self.g_optimizer.scale_loss(per_replica_scale(total))
 
     def train_step(self, data):
         real_images, real_labels = data[0], tf.cast(data[1], tf.int32)
         batch_size = tf.shape(real_images)[0]
         for _repeat in range(self.d_steps):  # each D step on its own batch of fakes
-            d_loss, real_logits = self._discriminator_step(real_images, real_labels)
+            d_loss, real_logits, generated = self._discriminator_step(real_images, real_labels)
 
-        z, labels = self.sample_latent(batch_size), self.sample_labels(batch_size)
-        with tf.GradientTape() as tape:
-            fake_logits = self.discriminator([self.generator([z, labels], training=True), labels], training=True)
-            g_loss = self.g_loss_fn(fake_logits)
-            penalties = self.generator_penalty()
-            total = g_loss + sum(tf.cast(term, g_loss.dtype) for term in penalties.values())
-            scaled_loss = self.g_optimizer.scale_loss(per_replica_scale(total))
-        grads = tape.gradient(scaled_loss, self.generator.trainable_variables)
-        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
+        variables = self.generator.trainable_variables
+        if self.reuse_generated:
+            # The last D step's fakes, judged by the updated D; their gradient is carried back
+            # through G's recorded forward pass (one G forward pass per step, as in `GAN`).  A
+            # penalty on G's weights (BigGAN's) reaches them directly, so both parts are summed.
+            fake_images, labels, generator_tape = generated
+            with tf.GradientTape() as tape:
+                tape.watch(fake_images)
+                fake_logits, g_loss, penalties, scaled_loss = self._generator_loss(fake_images, labels)
+            image_grads, *direct = tape.gradient(scaled_loss, [fake_images] + variables)
+            through = generator_tape.gradient(fake_images, variables, output_gradients=image_grads)
+            grads = [a if b is None else b if a is None else a + b for a, b in zip(through, direct)]
+        else:  # a fresh batch: a second G forward pass
+            z, labels = self.sample_latent(batch_size), self.sample_labels(batch_size)
+            with tf.GradientTape() as tape:
+                fake_logits, g_loss, penalties, scaled_loss = self._generator_loss(
+                    self.generator([z, labels], training=True), labels)
+            grads = tape.gradient(scaled_loss, variables)
+        self.g_optimizer.apply_gradients(zip(grads, variables))
         self.after_generator_step()
-
-        return {
-            "d_loss": d_loss,
-            "g_loss": g_loss,
-            **penalties,
-            "D(x)": tf.reduce_mean(tf.sigmoid(tf.cast(real_logits, tf.float32))),
-            "D(G(z))": tf.reduce_mean(tf.sigmoid(tf.cast(fake_logits, tf.float32))),
-        }
+        return {**self._step_metrics(d_loss, g_loss, real_logits, fake_logits), **penalties}

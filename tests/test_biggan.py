@@ -438,6 +438,41 @@ def test_conditional_gan_trains_with_labels_and_generates_by_class():
     np.testing.assert_allclose(np.asarray(gan.generate(z, [1, 6])), images)
 
 
+class _PenalisedGAN(train.ConditionalGAN):
+    """A penalty on G's weights, as BigGAN's orthogonal one: it reaches G's kernels directly."""
+
+    def generator_penalty(self):
+        return {"penalty": 0.05 * tf.reduce_sum(tf.square(self.generator.trainable_variables[0]))}
+
+
+def test_conditional_g_step_reuses_the_d_steps_fakes_and_adds_a_weight_penalty():
+    """G's gradient: the updated D's verdict on the D step's own fakes, carried back through
+    the recorded G forward pass, plus the penalty's direct gradient (checked by hand)."""
+    from gan_course import models
+
+    build = lambda: models.build_conditional_dcgan("mnist", LATENT_DIM, NUM_CLASSES,  # noqa: E731
+                                                   g_filters=(16, 8), d_filters=(8, 16))
+    generator, discriminator = build()
+    before, _ = build()  # a copy of G before the step (G holds a Lambda layer: no clone_model)
+    before.set_weights(generator.get_weights())
+    gan = _PenalisedGAN(generator, discriminator, LATENT_DIM, NUM_CLASSES)
+    gan.compile(d_optimizer=keras.optimizers.SGD(0.1), g_optimizer=keras.optimizers.SGD(0.1))
+    data = _Labelled(8)
+    keras.utils.set_random_seed(5)
+    z, labels = gan.sample_latent(8), gan.sample_labels(8)  # the draws the D step will make
+    keras.utils.set_random_seed(5)
+    metrics = gan.train_step((tf.constant(data.x), tf.constant(data.y)))
+    assert set(metrics) == {"d_loss", "g_loss", "penalty", "D(x)", "D(G(z))"}
+
+    with tf.GradientTape() as tape:  # D is the updated one; G's weights are those before the step
+        fake = before([z, labels], training=True)
+        loss = (gan.g_loss_fn(discriminator([fake, labels], training=True))
+                + 0.05 * tf.reduce_sum(tf.square(before.trainable_variables[0])))
+    grads = tape.gradient(loss, before.trainable_variables)
+    for w, grad, got in zip(before.trainable_variables, grads, generator.trainable_variables):
+        np.testing.assert_allclose(got.numpy(), w.numpy() - 0.1 * grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
 # ----------------------------------------------------------------------------- comparison and truncation
 class _LinearGAN:
     """A stand-in conditional generator: the image is z (padded) plus its class, so its spread is z's."""

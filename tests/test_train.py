@@ -233,6 +233,10 @@ def test_fused_discriminator_only_without_batch_norm_and_same_step():
     d_plain = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, strides=2),
                                 keras.layers.LeakyReLU(0.2), keras.layers.Flatten(), keras.layers.Dense(1)])
     assert train.GAN(g, d_plain).fuse_discriminator
+    # The simultaneous update's G gradient runs back through the D call: a fused call would
+    # take it through the real half as well, so "auto" keeps the calls apart there.
+    assert not train.GAN(g, d_plain, update="simultaneous").fuse_discriminator
+    assert train.GAN(g, d_plain, update="simultaneous", fuse_discriminator=True).fuse_discriminator
     real = tf.random.stateless_uniform((6, 8, 8, 1), (1, 2), -1, 1)
     after = {}
     for fuse in (True, False):

@@ -3,6 +3,8 @@
     python bench/run.py            # the full bench (about 15 minutes on 2 busy CPU cores)
     python bench/run.py --quick    # under 3 minutes: fewer and shorter windows
     python bench/run.py --record bench/RESULTS.md   # also append the run to a results file
+    python bench/run.py --throughput-only            # only the images/s figures
+    python bench/run.py --infogan-seeds              # also lab 05's InfoGAN on seeds 0-3 (its quality bar)
 
 Everything runs in this one process (the slider and grading figures in the scripts
 `bench/slider_redraw.py` and `bench/grade_speed.py`), so on a shared machine the ratios
@@ -302,6 +304,11 @@ def record(path: Path, result: dict, command: str) -> None:
               + ("" if result["ttq_engine_reached"] else ", not reached within the budget") + "); "
               f"ratio **{result['ttq_ratio']}x**" + (" (a lower bound)" if result["ttq_ratio_is_lower_bound"] else ""),
               f"- quality kept: {json.dumps(result['quality'])}",
+              *([f"- InfoGAN ({result['infogan_profile']} profile, {result['infogan_data']}): categorical-code error "
+                 + ", ".join(f"seed {r['seed']} {r['test_error']:.1%}" for r in result["infogan_seeds"])
+                 + f"; median **{result['infogan_error_median']:.1%}**; MI bound at least "
+                 f"{result['infogan_mi_bound_min']} nats; bar ({result['infogan_bar']}) met: "
+                 f"**{result['infogan_bar_met']}**"] if "infogan_seeds" in result else []),
               f"- slider redraw: median {result['slider_ms_median']} ms, p95 {result['slider_ms_p95']} ms",
               f"- grading 30 submissions: {result['grading_30_s']} s"
               + (f" ({result['grading_reason']})" if result.get("grading_reason") else ""),
@@ -314,6 +321,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter windows; no seeds study")
     parser.add_argument("--throughput-only", action="store_true", help="stop after the images/s figures")
+    parser.add_argument("--infogan-seeds", type=int, nargs="*", default=None,
+                        help="also train lab 05's InfoGAN on these seeds (default with the flag: 0 1 2 3) and "
+                             "report its categorical-code error and MI bound per seed")
     parser.add_argument("--record", type=Path, help="append the figures to this markdown file")
     parser.add_argument("--workdir", type=Path, default=None, help="checkpoints of the timed runs (default: temporary)")
     parser.add_argument("--ttq-factor", type=float, default=None,
@@ -323,6 +333,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.throughput_only and args.record:
         parser.error("--record needs the whole bench; leave out --throughput-only")
+    if args.infogan_seeds == []:
+        args.infogan_seeds = [0, 1, 2, 3]
     settings = dict(QUICK if args.quick else FULL)
     if args.ttq_factor is not None:
         settings["ttq_factor"] = args.ttq_factor
@@ -409,6 +421,11 @@ def main() -> int:
     result.update(time_to_quality(digits.x, frechet, settings, workdir))
     log("Quality kept:")
     result.update(quality_kept(digits.x, frechet, settings, workdir))
+    if args.infogan_seeds:
+        log("InfoGAN's categorical code over seeds (lab 05 as it trains):")
+        from infogan_seeds import seed_table
+
+        result.update(seed_table(args.infogan_seeds, log=log))
     log("Slider redraw:")
     result.update(slider(settings["slider_repeats"]))
     log("Grading:")

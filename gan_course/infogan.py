@@ -540,10 +540,11 @@ class ACGAN(GAN):
         return np.asarray(infogan_latent(classes, np.zeros((count, 0), np.float32), noise, self.num_classes))
 
     def generate_codes(self, classes, continuous, noise) -> np.ndarray:
-        """Images from classes (n,) and noise (n, z); `continuous` must have 0 columns (AC-GAN has no codes)."""
+        """Images from classes (n,) and noise (n, z); `continuous` must have 0 columns (AC-GAN has no codes).
+        With a weight average (`ema_decay`) the averaged G draws them."""
         latent = infogan_latent(np.asarray(classes), np.asarray(continuous, np.float32).reshape(len(noise), -1),
                                 np.asarray(noise, np.float32), self.num_classes)
-        return np.asarray(self.generator(latent, training=False), np.float32)
+        return np.asarray(self.sampling_generator(latent, training=False), np.float32)
 
     def train_step(self, data):
         real_images, real_labels = data[0], tf.cast(data[1], tf.int32)
@@ -571,6 +572,7 @@ class ACGAN(GAN):
         image_grads = tape.gradient(scaled, fake_images)
         grads = generator_tape.gradient(fake_images, self.generator.trainable_variables, output_gradients=image_grads)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
+        self.after_generator_step()
 
         return {
             "d_loss": d_loss,
@@ -584,12 +586,13 @@ class ACGAN(GAN):
 
 def make_acgan(ablation: str = "full", generator_widths=(1024, 128, 64), discriminator_widths=(64, 128, 1024),
                class_width: int = 128, latent_fn=infogan_latent, d_loss_fn=acgan_discriminator_loss,
-               d_learning_rate: float = 1e-4, g_learning_rate: float = 1e-3) -> ACGAN:
-    """A compiled AC-GAN (same G and trunk as InfoGAN) for one of `ACGAN_ABLATIONS`."""
+               d_learning_rate: float = 1e-4, g_learning_rate: float = 1e-3, ema_decay: float | None = None) -> ACGAN:
+    """A compiled AC-GAN (same G and trunk as InfoGAN) for one of `ACGAN_ABLATIONS`; `ema_decay`: sample
+    from an average of G's weights (`train.GAN`)."""
     ablation_switches(ablation)  # an unknown name fails before anything is built
     generator = build_generator(NUM_CATEGORIES + NOISE_DIM, generator_widths)
     discriminator = build_acgan_discriminator(discriminator_widths, class_width)
-    gan = ACGAN(generator, discriminator, ablation, latent_fn=latent_fn, d_loss_fn=d_loss_fn)
+    gan = ACGAN(generator, discriminator, ablation, latent_fn=latent_fn, d_loss_fn=d_loss_fn, ema_decay=ema_decay)
     gan.compile(keras.optimizers.Adam(d_learning_rate, beta_1=0.5), keras.optimizers.Adam(g_learning_rate, beta_1=0.5))
     return gan
 

@@ -255,6 +255,21 @@ def test_each_ablation_trains_with_its_switches(ablation):
     assert (gan.use_loss_cr, gan.use_loss_cf) == infogan.ACGAN_ABLATIONS[ablation]
 
 
+def test_acgan_weight_average_moves_each_step_and_draws_the_samples(tiny_acgan):
+    keras.utils.set_random_seed(0)
+    gan = infogan.make_acgan("full", TINY["generator_widths"], TINY["discriminator_widths"], TINY["q_width"],
+                             ema_decay=0.5)
+    before = gan.ema.model.get_weights()
+    gan.train_step((tf.constant(_images(4)), tf.constant([0, 1, 2, 3])))
+    after = gan.ema.model.get_weights()
+    assert before and any(not np.allclose(a, b) for a, b in zip(before, after))  # updated in the step
+    noise = np.random.default_rng(1).standard_normal((2, infogan.NOISE_DIM)).astype(np.float32)
+    latent = infogan.infogan_latent(np.array([1, 7]), np.zeros((2, 0), np.float32), noise)
+    np.testing.assert_allclose(gan.generate_codes([1, 7], np.zeros((2, 0)), noise),
+                               np.asarray(gan.ema.model(latent, training=False)), rtol=1e-5, atol=1e-6)
+    assert tiny_acgan.ema is None  # off unless asked for
+
+
 def test_unknown_ablation_names_fail_clearly():
     with pytest.raises(KeyError, match="unknown AC-GAN ablation 'drop loss_x'.*'full'"):
         infogan.make_acgan("drop loss_x")

@@ -125,7 +125,8 @@ def test_lab_05_infogan_follows_its_continuous_codes(P, tmp_path):
 def test_lab_05_acgan_follows_its_noise(P, tmp_path, ablation):
     images = data.load("mnist", limit=P.acgan_train_limit, quiet=True)
     keras.utils.set_random_seed(0)
-    gan = infogan.make_acgan(ablation, P.acgan_g_widths, P.acgan_d_widths, P.acgan_class_width)
+    gan = infogan.make_acgan(ablation, P.acgan_g_widths, P.acgan_d_widths, P.acgan_class_width,
+                             ema_decay=P.acgan_ema_decay)
     trained(gan, images, P.acgan_steps, tmp_path, labels=True, batch=P.acgan_batch)
     noise, other = np.random.default_rng(0).standard_normal((2, SAMPLES, infogan.NOISE_DIM)).astype(np.float32)
     no_codes, classes = np.zeros((SAMPLES, 0), np.float32), np.zeros(SAMPLES, np.int32)

@@ -438,8 +438,8 @@ def train_folder_classifier(train, held_out, directory, epochs: int | None = Non
     from gan_course.config import profile
 
     if train.y is None or len(train.classes) < 2:
-        raise ValueError("a metrics classifier needs labelled images of at least 2 classes; "
-                         "use seeded_features() for an unlabelled folder")
+        raise ValueError(_("a metrics classifier needs labelled images of at least 2 classes; "
+                           "use seeded_features() for an unlabelled folder"))
     p = profile()
     epochs = p.folder_classifier_epochs if epochs is None else epochs
     epochs = max(epochs, -(-p.folder_classifier_min_steps * 128 // len(train)))
@@ -451,12 +451,13 @@ def train_folder_classifier(train, held_out, directory, epochs: int | None = Non
         model = keras.models.load_model(path)
         info = json.loads(info_path.read_text())
         if not quiet:
-            print(f"Metrics classifier for {name} loaded from {path.parent} "
-                  f"(held-out accuracy {info['test_accuracy']:.2%}).")
+            print(_("Metrics classifier for {name} loaded from {folder} (held-out accuracy {accuracy:.2%}).").format(
+                name=name, folder=path.parent, accuracy=info["test_accuracy"]))
     else:
         if not quiet:
-            print(f"Training the metrics classifier on {len(train):,} images of {name} ({len(train.classes)} "
-                  f"classes, {epochs} epoch(s)); tested on {len(held_out):,} held-out images.")
+            print(_("Training the metrics classifier on {n:,} images of {name} ({classes} classes, {epochs} "
+                    "epoch(s)); tested on {held_out:,} held-out images.").format(
+                n=len(train), name=name, classes=len(train.classes), epochs=epochs, held_out=len(held_out)))
         model = build_classifier(len(train.classes), train.x.shape[1:])
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
@@ -471,7 +472,7 @@ def train_folder_classifier(train, held_out, directory, epochs: int | None = Non
         os.replace(staged, path)
         info_path.write_text(json.dumps(info, indent=1))
         if not quiet:
-            print(f"Metrics classifier held-out accuracy: {accuracy:.2%}")
+            print(_("Metrics classifier held-out accuracy: {accuracy:.2%}").format(accuracy=accuracy))
     classifier = Classifier(name, model, float(info["test_accuracy"]), False, path)
     classifier.label = f"features of the course's classifier trained on {name}"
     return classifier

@@ -434,7 +434,8 @@ def main() -> int:
     tmp.cleanup()
     command = "python bench/run.py" + (" --quick" if args.quick else "") + \
         (f" --ttq-factor {args.ttq_factor:g}" if args.ttq_factor is not None else "") + \
-        (f" --ttq-budget {args.ttq_budget:g}" if args.ttq_budget is not None else "")
+        (f" --ttq-budget {args.ttq_budget:g}" if args.ttq_budget is not None else "") + \
+        (" --infogan-seeds " + " ".join(map(str, args.infogan_seeds)) if args.infogan_seeds else "")
     if args.record:
         record(args.record, result, command)
     print(json.dumps(result))

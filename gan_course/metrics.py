@@ -463,7 +463,7 @@ def train_folder_classifier(train, held_out, directory, epochs: int | None = Non
                       metrics=["accuracy"])
         model.fit(train.x, train.y, batch_size=128, epochs=epochs, verbose=0 if quiet else 2,
                   validation_data=(held_out.x, held_out.y))
-        _, accuracy = model.evaluate(held_out.x, held_out.y, batch_size=500, verbose=0)
+        _loss, accuracy = model.evaluate(held_out.x, held_out.y, batch_size=500, verbose=0)
         info = {"dataset": name, "classes": list(train.classes), "epochs": epochs, "train_images": len(train),
                 "test_accuracy": float(accuracy), "version": CLASSIFIER_VERSION}
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -358,7 +358,8 @@ def main() -> int:
     precision = train.auto_precision()
     result["engine_defaults"] = {"precision": precision, "jit_compile": train.auto_jit_compile(),
                                  "steps_per_execution": "auto (1 on CPU)", "data": "tensor + in-graph gather",
-                                 "fuse_discriminator": "auto (tutorial D: on; lab 03 D has batch norm: off)"}
+                                 "fuse_discriminator": "auto (the tutorial's D in the alternating update: on; "
+                                                       "in the simultaneous one, or lab 03's D with batch norm: off)"}
 
     log("Throughput (images/s):")
     tutorial_arch = lambda **kw: (lambda: train.make_gan(models.build_tutorial_generator(),  # noqa: E731
@@ -413,8 +414,9 @@ def main() -> int:
                                  "warm-up steps, variants taking turns")
     del variants
     if args.throughput_only:
+        tmp.cleanup()
         print(json.dumps(result))
-        return
+        return 0
 
     log("Time to quality:")
     frechet = Frechet()

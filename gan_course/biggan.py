@@ -502,8 +502,9 @@ class BigGAN(ConditionalGAN):
 
     Per `train_step`: `d_steps` discriminator steps with the hinge loss (each on its own
     batch of fakes), one generator step with the hinge loss plus the orthogonal penalty
-    (on the last D step's fakes, as `train.ConditionalGAN`), then the EMA update.  Metrics as `train.GAN` plus `ortho`; `D(x)` and `D(G(z))` are
-    sigmoids of the hinge logits, only a readable trend.  `generate` samples from the
+    (on the last D step's fakes, as `train.ConditionalGAN`), then the EMA update.
+    Metrics as `train.GAN` plus `ortho`; `D(x)` and `D(G(z))` are sigmoids of the hinge
+    logits, only a readable trend.  `generate` samples from the
     EMA generator unless told otherwise, so the Trainer's grids show the averaged weights.
     """
 

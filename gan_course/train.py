@@ -714,8 +714,8 @@ class ConditionalGAN(GAN):
     Per `train_step`: one D step on real images with their labels and generated images
     with random labels (separate D calls when D has batch norm), then one G step in which
     the updated D judges those same fakes again (`reuse_generated=False`: a fresh batch,
-    a second G forward pass).  The default loss is the non-saturating one (the DCGAN paper's, and
-    Adam(2e-4, beta_1=0.5)): this is the lab's conditional DCGAN.  The Trainer's grid
+    a second G forward pass).  The default loss is the non-saturating one (the DCGAN
+    paper's, and Adam(2e-4, beta_1=0.5)): this is the lab's conditional DCGAN.  The Trainer's grid
     (`fixed_latent`) has one row per class.
     """
 

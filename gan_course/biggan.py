@@ -82,7 +82,7 @@ def power_iteration(w, u, n=1):
     """
 
 
-def spectral_norm(layer, power_iterations: int = 1, name=None):
+def spectral_norm(layer, power_iterations: int = 1, name=None, dtype=None):
     """`layer` with its kernel divided by its largest singular value on every training call.
 
     Keras' wrapper keeps u between calls, so one power iteration per step is enough: the
@@ -91,16 +91,21 @@ def spectral_norm(layer, power_iterations: int = 1, name=None):
     gradient flows through sigma; that is how TF implementations have long done it, and
     the kernel a checkpoint stores is then the normalised one.
     """
-    return layers.SpectralNormalization(layer, power_iterations=power_iterations, name=name)
+    return layers.SpectralNormalization(layer, power_iterations=power_iterations, name=name, dtype=dtype)
 
 
-def _sn_conv(filters, kernel_size, name=None):
-    conv = layers.Conv2D(filters, kernel_size, padding="same", kernel_initializer="orthogonal")
-    return spectral_norm(conv, name=name)
+# The layers below build their parts with their own dtype policy (`dtype=self.dtype_policy`):
+# a part left to the global policy would compute in float32 in a copy made outside
+# `train.precision()` (the weight average's `clone_model`, a reload) while the rest of the
+# layer computes in bfloat16.
+def _sn_conv(filters, kernel_size, name=None, dtype=None):
+    conv = layers.Conv2D(filters, kernel_size, padding="same", kernel_initializer="orthogonal", dtype=dtype)
+    return spectral_norm(conv, name=name, dtype=dtype)
 
 
-def _sn_dense(units, use_bias=True, name=None):
-    return spectral_norm(layers.Dense(units, use_bias=use_bias, kernel_initializer="orthogonal"), name=name)
+def _sn_dense(units, use_bias=True, name=None, dtype=None):
+    return spectral_norm(layers.Dense(units, use_bias=use_bias, kernel_initializer="orthogonal", dtype=dtype),
+                         name=name, dtype=dtype)
 
 
 # ----------------------------------------------------------------------------- layers
@@ -117,14 +122,15 @@ class ConditionalBatchNorm(layers.Layer):
     def __init__(self, momentum=0.9, epsilon=1e-5, **kwargs):
         super().__init__(**kwargs)
         self.momentum, self.epsilon = momentum, epsilon
-        self.bn = layers.BatchNormalization(center=False, scale=False, momentum=momentum, epsilon=epsilon)
+        self.bn = layers.BatchNormalization(center=False, scale=False, momentum=momentum, epsilon=epsilon,
+                                            dtype=self.dtype_policy)
 
     def build(self, input_shape):
         x_shape, cond_shape = input_shape
         channels = x_shape[-1]
         self.bn.build(x_shape)
-        self.gain = _sn_dense(channels, use_bias=False)
-        self.bias = _sn_dense(channels, use_bias=False)
+        self.gain = _sn_dense(channels, use_bias=False, dtype=self.dtype_policy)
+        self.bias = _sn_dense(channels, use_bias=False, dtype=self.dtype_policy)
         self.gain.build(cond_shape)
         self.bias.build(cond_shape)
 
@@ -154,11 +160,14 @@ class SelfAttention(layers.Layer):
         channels = input_shape[-1]
         if channels < 8:
             raise ValueError(_("self-attention needs at least 8 channels, not {n}").format(n=channels))
-        self.query = spectral_norm(layers.Conv2D(channels // 8, 1, use_bias=False), name="query")
-        self.key = spectral_norm(layers.Conv2D(channels // 8, 1, use_bias=False), name="key")
-        self.value = spectral_norm(layers.Conv2D(channels // 2, 1, use_bias=False), name="value")
-        self.out = spectral_norm(layers.Conv2D(channels, 1, use_bias=False), name="out")
-        self.pool = layers.MaxPooling2D(2, padding="same")
+
+        def one_by_one(filters, name):
+            return spectral_norm(layers.Conv2D(filters, 1, use_bias=False, dtype=self.dtype_policy), name=name,
+                                 dtype=self.dtype_policy)
+
+        self.query, self.key = one_by_one(channels // 8, "query"), one_by_one(channels // 8, "key")
+        self.value, self.out = one_by_one(channels // 2, "value"), one_by_one(channels, "out")
+        self.pool = layers.MaxPooling2D(2, padding="same", dtype=self.dtype_policy)
         for conv in (self.query, self.key, self.value):
             conv.build(input_shape)
         self.out.build((*input_shape[:-1], channels // 2))
@@ -186,10 +195,11 @@ class GeneratorBlock(layers.Layer):
     def __init__(self, filters, **kwargs):
         super().__init__(**kwargs)
         self.filters = filters
-        self.bn1, self.bn2 = ConditionalBatchNorm(), ConditionalBatchNorm()
-        self.up = layers.UpSampling2D(2)
-        self.conv1, self.conv2 = _sn_conv(filters, 3), _sn_conv(filters, 3)
-        self.shortcut = _sn_conv(filters, 1)
+        policy = self.dtype_policy
+        self.bn1, self.bn2 = ConditionalBatchNorm(dtype=policy), ConditionalBatchNorm(dtype=policy)
+        self.up = layers.UpSampling2D(2, dtype=policy)
+        self.conv1, self.conv2 = _sn_conv(filters, 3, dtype=policy), _sn_conv(filters, 3, dtype=policy)
+        self.shortcut = _sn_conv(filters, 1, dtype=policy)
 
     def call(self, inputs, training=None):
         x, cond = inputs
@@ -216,9 +226,10 @@ class DiscriminatorBlock(layers.Layer):
     def __init__(self, filters, downsample=True, preactivation=True, **kwargs):
         super().__init__(**kwargs)
         self.filters, self.downsample, self.preactivation = filters, downsample, preactivation
-        self.conv1, self.conv2 = _sn_conv(filters, 3), _sn_conv(filters, 3)
-        self.shortcut = _sn_conv(filters, 1)
-        self.pool = layers.AveragePooling2D(2) if downsample else layers.Identity()
+        policy = self.dtype_policy
+        self.conv1, self.conv2 = _sn_conv(filters, 3, dtype=policy), _sn_conv(filters, 3, dtype=policy)
+        self.shortcut = _sn_conv(filters, 1, dtype=policy)
+        self.pool = layers.AveragePooling2D(2, dtype=policy) if downsample else layers.Identity(dtype=policy)
 
     def call(self, x, training=None):
         h = ops.relu(x) if self.preactivation else x
@@ -266,12 +277,12 @@ class ProjectionHead(layers.Layer):
 
     def build(self, input_shape):
         h_shape, _ = input_shape
-        self.psi = _sn_dense(1, name="psi")
+        self.psi = _sn_dense(1, name="psi", dtype=self.dtype_policy)
         # The class embedding as a bias-free Dense on one-hot labels: the same matrix
         # (num_classes, channels) and the same lookup, but Keras' SpectralNormalization
         # wrapper casts a layer's output to its input's dtype, which would make a wrapped
         # Embedding return integers.
-        self.embed = _sn_dense(h_shape[-1], use_bias=False, name="class_embedding")
+        self.embed = _sn_dense(h_shape[-1], use_bias=False, name="class_embedding", dtype=self.dtype_policy)
         self.psi.build(h_shape)
         self.embed.build((None, self.num_classes))
 
@@ -376,7 +387,7 @@ def build_biggan_generator(latent_dim: int = 96, num_classes: int = 10, image_sh
     x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="out_bn")(x)
     x = layers.ReLU(name="out_relu")(x)
     x = _sn_conv(channels, 3, name="to_image")(x)
-    image = layers.Activation("tanh", name="tanh")(x)
+    image = layers.Activation("tanh", dtype="float32", name="tanh")(x)  # float32 out under mixed precision
     return keras.Model([z, y], image, name=name)
 
 
@@ -404,7 +415,7 @@ def build_biggan_discriminator(num_classes: int = 10, image_shape=(28, 28, 1), c
     x = layers.ReLU(name="relu")(x)
     # Sum, not mean, over positions (as BigGAN): the logit's scale does not shrink with the map.
     h = GlobalSumPooling2D(name="features")(x)
-    logit = ProjectionHead(num_classes, name="projection")([h, y])
+    logit = ProjectionHead(num_classes, dtype="float32", name="projection")([h, y])  # float32, as G's output
     return keras.Model([image, y], logit, name=name)
 
 

@@ -84,7 +84,9 @@ def build_generator(latent_dim: int = 100, image_shape=(28, 28, 1), g_filters=(2
         x = layers.ReLU(name=f"up{i}_relu")(x)
     image = layers.Conv2DTranspose(channels, kernel_size, strides=output_stride, padding="same",
                                    kernel_initializer=WEIGHT_INIT, name="to_image")(x)
-    image = layers.Activation("tanh", name="tanh")(image)
+    # The output layers compute in float32 under a mixed precision policy (`train.precision`),
+    # so images and logits leave the networks in float32, as Keras' mixed precision guide advises.
+    image = layers.Activation("tanh", dtype="float32", name="tanh")(image)
     return keras.Model(z, image, name=name)
 
 
@@ -108,7 +110,7 @@ def build_discriminator(image_shape=(28, 28, 1), d_filters=(64, 128), kernel_siz
         if dropout:
             x = layers.Dropout(dropout, name=f"down{i + 1}_dropout")(x)
     x = layers.Flatten(name="flatten")(x)
-    logit = layers.Dense(1, kernel_initializer=WEIGHT_INIT, name="logit")(x)
+    logit = layers.Dense(1, kernel_initializer=WEIGHT_INIT, dtype="float32", name="logit")(x)
     return keras.Model(image, logit, name=name)
 
 

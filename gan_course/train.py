@@ -28,9 +28,10 @@ Speed (each measured by `bench/run.py`, see `bench/RESULTS.md`):
   where a step takes long enough that the call overhead does not show, and the largest
   divisor of the hook intervals up to 32 on a GPU); the hooks run once per call;
 - `jit_compile` (XLA): "auto" turns it on for GPUs only (slower on CPUs, measured);
-- `set_precision("auto")` before building the networks: mixed_float16 on GPUs with
-  tensor cores, mixed_bfloat16 on CPUs with bfloat16 instructions (AVX512_BF16/AMX),
-  float32 elsewhere; losses stay float32 and float16 gets loss scaling;
+- `with precision():` around building the networks (or `set_precision("auto")` before):
+  mixed_float16 on GPUs with tensor cores, mixed_bfloat16 on CPUs with bfloat16
+  instructions (AVX512_BF16/AMX), float32 elsewhere; losses stay float32 and float16 gets
+  loss scaling;
 - `GAN(reuse_generated=True)`: the G step reuses the D step's generated batch and its
   recorded G forward pass (one G forward per step instead of two);
 - `GAN(fuse_discriminator="auto")`: one discriminator call on real and generated images
@@ -100,6 +101,24 @@ def set_precision(policy: str = "auto") -> str:
     policy = auto_precision() if policy == "auto" else policy
     keras.mixed_precision.set_global_policy(policy)
     return policy
+
+
+@contextlib.contextmanager
+def precision(policy: str = "auto"):
+    """Build networks under a dtype policy (`set_precision`'s), then restore the one before.
+
+        with train.precision():
+            gan = make_gan()
+
+    A network keeps the policy it was built with; whatever is built after the block (a
+    metrics classifier, say) computes in the previous policy again, float32 by default.
+    Yields the policy's name.
+    """
+    previous = keras.mixed_precision.global_policy()
+    try:
+        yield set_precision(policy)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def auto_jit_compile() -> bool:
@@ -419,6 +438,20 @@ def make_gif(frames_dir: Path, path: Path, frame_ms: int = 200, last_ms: int = 1
     return path
 
 
+def _as_batches(data, batch_size, seed) -> tf.data.Dataset:
+    if isinstance(data, tf.data.Dataset):
+        return data
+    if not batch_size:
+        raise ValueError(_("give batch_size when fit gets images rather than a tf.data.Dataset"))
+    return image_batches(data, batch_size, seed=seed)
+
+
+def _progress_bar(steps: int, start: int, show: bool, desc: str | None = None):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=steps, initial=start, desc=desc or _("training"), unit=_("step"), disable=not show)
+
+
 # ----------------------------------------------------------------------------- trainer
 class _Hooks(keras.callbacks.Callback):
     """Calls the trainer after every step (fit's callbacks see the step's metrics)."""
@@ -652,36 +685,41 @@ class Trainer:
         tensor and batched in the graph (`image_batches`).  The stop button ends training
         cleanly: the state at that step is checkpointed and kept.
         """
-        from tqdm.auto import tqdm
-
-        if not isinstance(data, tf.data.Dataset):
-            if not batch_size:
-                raise ValueError(_("give batch_size when fit gets images rather than a tf.data.Dataset"))
-            data = image_batches(data, batch_size, seed=seed)
-        start = self.step
-        self._hooked_step = start
-        if start >= steps:
-            if not self.quiet:
-                print(_("Already trained for {start} steps (asked for {steps}); nothing to do.").format(start=start, steps=steps))
+        data = _as_batches(data, batch_size, seed)
+        start = self._begin(steps)
+        if start is None:
             return self.history
-        if not any(self.samples_dir.glob("step_*.png")):
-            self.sample_grid()  # the untrained generator: the first frame of the GIF
-        # The images' spec: the first of (images, labels) pairs.
-        batch_size = tf.nest.flatten(data.element_spec)[0].shape[0]
-        self.interrupted = False
-        self._bar = tqdm(total=steps, initial=start, desc=_("training"), unit=_("step"), disable=not self.progress)
+        batch_size = tf.nest.flatten(data.element_spec)[0].shape[0]  # the first of (images, labels)
+        self._bar = _progress_bar(steps, start, self.progress)
         began = time.perf_counter()
-        self._first_step = None
         try:
             # take(): the last compiled call stops at `steps` even with several steps per call.
             self.gan.fit(data.repeat().take(steps - start), steps_per_epoch=steps - start, epochs=1, verbose=0,
-                         shuffle=False,
-                         callbacks=[_Hooks(self), *callbacks])
+                         shuffle=False, callbacks=[_Hooks(self), *callbacks])
         except KeyboardInterrupt:
             self.interrupted = True
         finally:
             self._bar.close()
             self._bar = None
+        self._end(start, began, batch_size)
+        return self.history
+
+    def _begin(self, steps: int) -> int | None:
+        """Before training to `steps`: the step it starts from, or None (and a word) if it is there."""
+        start = self.step
+        self._hooked_step = start
+        if start >= steps:
+            if not self.quiet:
+                print(_("Already trained for {start} steps (asked for {steps}); nothing to do.").format(start=start, steps=steps))
+            return None
+        if not any(self.samples_dir.glob("step_*.png")):
+            self.sample_grid()  # the untrained generator: the first frame of the GIF
+        self.interrupted = False
+        self._first_step = None
+        return start
+
+    def _end(self, start: int, began: float, batch_size) -> None:
+        """After training: the rate, the last grid, evaluation and checkpoint, the GIF, and a word."""
         ended = time.perf_counter()
         seconds, done = ended - began, self.step - start
         if batch_size and self._first_step is not None and self.step > self._first_step[0]:
@@ -694,7 +732,6 @@ class Trainer:
                        if self.interrupted else
                        N_("Trained at step {step} ({done} steps in {seconds:.0f} s{rate}). Checkpoint and history are in {folder}."))
             print(_(message).format(step=self.step, done=done, seconds=seconds, rate=rate, folder=self.directory))
-        return self.history
 
     def _finish(self) -> None:
         step = self.step
@@ -706,6 +743,76 @@ class Trainer:
             self.save()
         self.make_gif()
         self.writer.flush()
+
+
+class _Together(keras.Model):
+    """Several GANs as one Keras model: its step runs each GAN's train step on the same batch."""
+
+    def __init__(self, gans):
+        super().__init__()
+        self.members = list(gans)
+
+    def call(self, inputs, training=False):
+        return [gan(inputs, training=training) for gan in self.members]
+
+    def train_step(self, data):
+        return {f"{i}/{key}": value for i, gan in enumerate(self.members) for key, value in gan.train_step(data).items()}
+
+
+class _TogetherHooks(keras.callbacks.Callback):
+    """Hands each trainer its own GAN's metrics after every compiled call, and moves the bar."""
+
+    def __init__(self, trainers, bar):
+        super().__init__()
+        self.trainers, self.bar = trainers, bar
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        for i, trainer in enumerate(self.trainers):
+            prefix = f"{i}/"
+            trainer._after_step({key[len(prefix):]: value for key, value in logs.items() if key.startswith(prefix)})
+        self.bar.update(self.trainers[0].step - self.bar.n)
+
+
+def fit_together(trainers, data, steps: int, *, batch_size: int | None = None, seed: int = 0) -> list[list[dict]]:
+    """Train several GANs to `steps` on the same batches, one compiled call stepping them all.
+
+    Shared work for runs that differ only in their models or losses (lab 05's three
+    AC-GANs): one tracing instead of one per run, and on a CPU the runs' small kernels
+    overlap on the cores that one run leaves idle (bench/RESULTS.md).  Each trainer keeps
+    its own samples, checkpoints, history and best checkpoint exactly as `Trainer.fit`
+    would, and a rerun resumes; a trainer left behind the others (a run stopped between
+    their checkpoints) first catches up alone.  Returns each trainer's history.
+    """
+    trainers = list(trainers)
+    if any(t.strategy is not tf.distribute.get_strategy() for t in trainers):
+        raise ValueError(_("fit_together trains with the default strategy only: fit each trainer on its own"))
+    data = _as_batches(data, batch_size, seed)
+    ahead = min(max(t.step for t in trainers), steps)
+    for trainer in trainers:
+        if trainer.step < ahead:
+            trainer.fit(data, ahead)
+    starts = [trainer._begin(steps) for trainer in trainers]
+    if starts[0] is None:
+        return [trainer.history for trainer in trainers]
+    start, batch = starts[0], tf.nest.flatten(data.element_spec)[0].shape[0]
+    first = trainers[0].gan
+    group = _Together([trainer.gan for trainer in trainers])
+    group.compile(optimizer=None, steps_per_execution=first.steps_per_execution, jit_compile=first.jit_compile)
+    bar = _progress_bar(steps, start, any(trainer.progress for trainer in trainers),
+                        _("training {n} GANs together").format(n=len(trainers)))
+    began = time.perf_counter()
+    try:
+        group.fit(data.repeat().take(steps - start), steps_per_epoch=steps - start, epochs=1, verbose=0,
+                  shuffle=False, callbacks=[_TogetherHooks(trainers, bar)])
+    except KeyboardInterrupt:
+        for trainer in trainers:
+            trainer.interrupted = True
+    finally:
+        bar.close()
+    for trainer in trainers:
+        trainer._end(start, began, batch)
+    return [trainer.history for trainer in trainers]
 
 
 class ConditionalGAN(GAN):

@@ -403,6 +403,22 @@ def test_trainer_trains_a_biggan_samples_from_its_ema_and_resumes_it(tmp_path):
     np.testing.assert_allclose(resumed.generate(), grid, atol=1e-5)  # the grid goes on from the same EMA
 
 
+def test_a_bfloat16_biggan_trains_and_its_average_computes_as_it_does():
+    keras.utils.set_random_seed(0)
+    with train.precision("mixed_bfloat16"):
+        generator = biggan.build_biggan_generator(LATENT_DIM, NUM_CLASSES, (28, 28, 1), ch=8, embed_dim=8)
+        discriminator = biggan.build_biggan_discriminator(NUM_CLASSES, (28, 28, 1), ch=8)
+    gan = biggan.BigGAN(generator, discriminator, latent_dim=LATENT_DIM, num_classes=NUM_CLASSES, ema_decay=0.9)
+    gan.compile()
+    assert generator.get_layer("up1").compute_dtype == "bfloat16"
+    assert gan.ema.model.get_layer("up1").compute_dtype == "bfloat16"  # the copy keeps the policy
+    images = tf.random.uniform((4, 28, 28, 1), -1, 1)
+    logs = gan.train_step((images, tf.constant([0, 1, 2, 3])))
+    assert all(np.isfinite(float(value)) for value in logs.values())
+    assert discriminator([images, tf.constant([0, 1, 2, 3])]).dtype == tf.float32
+    assert gan.generate(gan.fixed_latent(4)).dtype == tf.float32
+
+
 def test_timed_fit_adds_up_the_seconds_of_every_run(tmp_path):
     class FakeTrainer:
         directory, step = tmp_path, 0

@@ -86,6 +86,47 @@ def test_stop_button_keeps_model_history_and_a_fresh_checkpoint(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def test_trainers_fitted_together_each_keep_their_own_run(tmp_path):
+    first, second = trainer_for(tmp_path / "a"), trainer_for(tmp_path / "b")
+    histories = train.fit_together([first, second], tiny_data(), steps=6)
+    assert [t.step for t in (first, second)] == [6, 6]
+    assert [[row["step"] for row in h] for h in histories] == [list(range(1, 7))] * 2
+    assert set(histories[0][-1]) == {"step", *train.METRICS}  # each trainer gets its own GAN's metrics
+    assert histories[0][-1]["g_loss"] != histories[1][-1]["g_loss"]
+    for trainer in (first, second):  # a frame every 4 steps and at the end, a checkpoint, a GIF
+        assert sorted(p.name for p in trainer.samples_dir.glob("*.png")) == [
+            "step_000000.png", "step_000004.png", "step_000006.png"]
+        assert Path(trainer.manager.latest_checkpoint).name == "ckpt-6" and trainer.gif_path.exists()
+    again = [trainer_for(tmp_path / "a"), trainer_for(tmp_path / "b")]  # after a kernel restart: resume
+    train.fit_together(again, tiny_data(), steps=8)
+    assert [t.step for t in again] == [8, 8] and [len(t.history) for t in again] == [8, 8]
+
+
+def test_a_trainer_behind_the_others_catches_up_before_they_train_together(tmp_path):
+    ahead, behind = trainer_for(tmp_path / "a"), trainer_for(tmp_path / "b")
+    ahead.fit(tiny_data(), steps=3)  # as if a run had been stopped between their checkpoints
+    train.fit_together([ahead, behind], tiny_data(), steps=5)
+    assert [t.step for t in (ahead, behind)] == [5, 5]
+    assert [row["step"] for row in behind.history] == [1, 2, 3, 4, 5]
+
+
+def test_the_stop_button_stops_every_trainer_fitted_together_and_keeps_each(tmp_path):
+    pressed = []
+
+    def stop_once(_generator):  # the stop button, pressed during the evaluation at step 2
+        if not pressed:
+            pressed.append(True)
+            raise KeyboardInterrupt
+        return 1.0
+
+    first = trainer_for(tmp_path / "a")
+    second = trainer_for(tmp_path / "b", best_metric=stop_once, best_every=2)
+    train.fit_together([first, second], tiny_data(), steps=10)
+    assert first.interrupted and second.interrupted
+    assert [t.step for t in (first, second)] == [2, 2]
+    assert [trainer_for(tmp_path / name).step for name in "ab"] == [2, 2]
+
+
 def test_best_checkpoint_is_kept_by_metric(tmp_path):
     values = iter([5.0, 3.0, 4.0, 6.0])
     snapshot = {}
@@ -335,6 +376,21 @@ def test_bfloat16_networks_train_with_float32_losses():
     logs = gan.train_step(tf.zeros((4, 8, 8, 1)))
     assert logs["d_loss"].dtype == tf.float32 and np.isfinite(float(logs["d_loss"]))
     assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_precision_applies_inside_its_block_only_and_outputs_stay_float32():
+    with pytest.raises(RuntimeError, match="failed build"):
+        with train.precision("mixed_bfloat16"):
+            raise RuntimeError("a failed build")
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored after an error too
+    with train.precision("mixed_bfloat16") as policy:
+        gan = tiny_gan()
+    assert policy == "mixed_bfloat16" and keras.mixed_precision.global_policy().name == "float32"
+    assert gan.generator.get_layer("up1").compute_dtype == "bfloat16"
+    # What leaves the networks is float32: images for the metrics, logits for the losses.
+    assert gan.generate(gan.fixed_latent(2)).dtype == tf.float32
+    assert gan.discriminator(tf.zeros((2, 8, 8, 1))).dtype == tf.float32
+    assert keras.layers.Dense(1).dtype_policy.name == "float32"  # what is built afterwards
 
 
 def test_several_steps_per_call_run_the_hooks_once_per_call(tmp_path):

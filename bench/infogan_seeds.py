@@ -3,7 +3,7 @@
     python bench/infogan_seeds.py [--profile cpu] [--seeds 0 1 2 3] [--steps N] [--json out.json]
 
 For each seed this trains the profile's InfoGAN the way lab 05 does (`train.Trainer`, the
-profile's steps, batch and learning rates; the best checkpoint by the code's error on
+profile's steps, batch and learning rates, `train.precision()`; the best checkpoint by the code's error on
 labelled training digits, every `infogan_eval_every` steps), restores that checkpoint and
 measures what the lab's bar asks: the categorical code as a digit classifier on the test
 digits after Hungarian matching, and the mutual-information bound (ln 10 minus the
@@ -42,9 +42,13 @@ def seed_table(seeds, steps: int | None = None, log=print) -> dict:
     for seed in seeds:
         with tempfile.TemporaryDirectory(prefix="infogan-seed-") as folder:
             keras.utils.set_random_seed(seed)
+
+            def make():  # as lab 05 builds it: bfloat16 arithmetic where the CPU has it
+                with train.precision():
+                    return infogan.make_infogan(P.infogan_g_widths, P.infogan_d_widths, P.infogan_q_width)
+
             trainer = train.Trainer(
-                lambda: infogan.make_infogan(P.infogan_g_widths, P.infogan_d_widths, P.infogan_q_width),
-                Path(folder), sample_every=steps, num_samples=100, progress=False, quiet=True,
+                make, Path(folder), sample_every=steps, num_samples=100, progress=False, quiet=True,
                 best_metric=lambda _g: infogan.categorical_code_accuracy(trainer.gan, eval_images.x,
                                                                          eval_images.y)["error"],
                 best_every=P.infogan_eval_every)
@@ -60,7 +64,8 @@ def seed_table(seeds, steps: int | None = None, log=print) -> dict:
             f"MI bound {bound:.3f} nats, {seconds:.0f} s")
     errors = [row["test_error"] for row in rows]
     median = float(np.median(errors))
-    return {"infogan_profile": P.name, "infogan_data": images.title, "infogan_seeds": rows,
+    return {"infogan_profile": P.name, "infogan_data": images.title, "infogan_precision": train.auto_precision(),
+            "infogan_seeds": rows,
             "infogan_error_median": round(median, 4),
             "infogan_mi_bound_min": min(row["mi_bound"] for row in rows),
             "infogan_bar": f"median error <= {ERROR_BAR:.0%} over the seeds, MI bound >= {MI_BAR} nats",

@@ -774,15 +774,16 @@ class _TogetherHooks(keras.callbacks.Callback):
         self.bar.update(self.trainers[0].step - self.bar.n)
 
 
-def fit_together(trainers, data, steps: int, *, batch_size: int | None = None, seed: int = 0) -> list[list[dict]]:
+def fit_together(trainers, data, steps: int, *, batch_size: int | None = None, seed: int = 0) -> None:
     """Train several GANs to `steps` on the same batches, one compiled call stepping them all.
 
     Shared work for runs that differ only in their models or losses (lab 05's three
     AC-GANs): one tracing instead of one per run, and on a CPU the runs' small kernels
     overlap on the cores that one run leaves idle (bench/RESULTS.md).  Each trainer keeps
     its own samples, checkpoints, history and best checkpoint exactly as `Trainer.fit`
-    would, and a rerun resumes; a trainer left behind the others (a run stopped between
-    their checkpoints) first catches up alone.  Returns each trainer's history.
+    would (each trainer's `history`), and a rerun resumes; a trainer left behind the others
+    (a run stopped between their checkpoints) first catches up alone.  Returns nothing, so
+    that a notebook cell ending with the call shows no list of histories.
     """
     trainers = list(trainers)
     if any(t.strategy is not tf.distribute.get_strategy() for t in trainers):
@@ -794,7 +795,7 @@ def fit_together(trainers, data, steps: int, *, batch_size: int | None = None, s
             trainer.fit(data, ahead)
     starts = [trainer._begin(steps) for trainer in trainers]
     if starts[0] is None:
-        return [trainer.history for trainer in trainers]
+        return
     start, batch = starts[0], tf.nest.flatten(data.element_spec)[0].shape[0]
     first = trainers[0].gan
     group = _Together([trainer.gan for trainer in trainers])
@@ -812,7 +813,6 @@ def fit_together(trainers, data, steps: int, *, batch_size: int | None = None, s
         bar.close()
     for trainer in trainers:
         trainer._end(start, began, batch)
-    return [trainer.history for trainer in trainers]
 
 
 class ConditionalGAN(GAN):

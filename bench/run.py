@@ -92,11 +92,8 @@ class EngineRunner:
     def __init__(self, build, directory, images, batch_size, precision="float32", pipeline="tensor", seed=0,
                  **trainer_options):
         keras.utils.set_random_seed(seed)
-        self.precision = train.set_precision(precision)
-        try:
+        with train.precision(precision) as self.precision:
             gan = build()
-        finally:
-            keras.mixed_precision.set_global_policy("float32")
         self.trainer = train.Trainer(gan, directory, sample_every=10**6, checkpoint_every=10**6, progress=False,
                                      quiet=True, seed=seed, **trainer_options)
         self.batch_size = batch_size

@@ -438,12 +438,13 @@ def make_gif(frames_dir: Path, path: Path, frame_ms: int = 200, last_ms: int = 1
     return path
 
 
-def _as_batches(data, batch_size, seed) -> tf.data.Dataset:
-    if isinstance(data, tf.data.Dataset):
-        return data
-    if not batch_size:
-        raise ValueError(_("give batch_size when fit gets images rather than a tf.data.Dataset"))
-    return image_batches(data, batch_size, seed=seed)
+def _as_batches(data, batch_size, seed) -> tuple[tf.data.Dataset, int]:
+    """(dataset of batches, its batch size) from what `fit` takes: a dataset, or images with a batch size."""
+    if not isinstance(data, tf.data.Dataset):
+        if not batch_size:
+            raise ValueError(_("give batch_size when fit gets images rather than a tf.data.Dataset"))
+        data = image_batches(data, batch_size, seed=seed)
+    return data, tf.nest.flatten(data.element_spec)[0].shape[0]  # the images of (images, labels) pairs
 
 
 def _progress_bar(steps: int, start: int, show: bool, desc: str | None = None):
@@ -685,11 +686,10 @@ class Trainer:
         tensor and batched in the graph (`image_batches`).  The stop button ends training
         cleanly: the state at that step is checkpointed and kept.
         """
-        data = _as_batches(data, batch_size, seed)
+        data, batch_size = _as_batches(data, batch_size, seed)
         start = self._begin(steps)
         if start is None:
             return self.history
-        batch_size = tf.nest.flatten(data.element_spec)[0].shape[0]  # the first of (images, labels)
         self._bar = _progress_bar(steps, start, self.progress)
         began = time.perf_counter()
         try:
@@ -788,15 +788,14 @@ def fit_together(trainers, data, steps: int, *, batch_size: int | None = None, s
     trainers = list(trainers)
     if any(t.strategy is not tf.distribute.get_strategy() for t in trainers):
         raise ValueError(_("fit_together trains with the default strategy only: fit each trainer on its own"))
-    data = _as_batches(data, batch_size, seed)
+    data, batch_size = _as_batches(data, batch_size, seed)
     ahead = min(max(t.step for t in trainers), steps)
     for trainer in trainers:
         if trainer.step < ahead:
             trainer.fit(data, ahead)
-    starts = [trainer._begin(steps) for trainer in trainers]
-    if starts[0] is None:
+    start = [trainer._begin(steps) for trainer in trainers][0]  # every trainer is at `ahead` now
+    if start is None:
         return
-    start, batch = starts[0], tf.nest.flatten(data.element_spec)[0].shape[0]
     first = trainers[0].gan
     group = _Together([trainer.gan for trainer in trainers])
     group.compile(optimizer=None, steps_per_execution=first.steps_per_execution, jit_compile=first.jit_compile)
@@ -812,7 +811,7 @@ def fit_together(trainers, data, steps: int, *, batch_size: int | None = None, s
     finally:
         bar.close()
     for trainer in trainers:
-        trainer._end(start, began, batch)
+        trainer._end(start, began, batch_size)
 
 
 class ConditionalGAN(GAN):

@@ -38,7 +38,8 @@ Speed (each measured by `bench/run.py`, see `bench/RESULTS.md`):
   together when D has no batch norm (identical results, larger and fewer kernels);
 - `GAN(update="simultaneous")`: both networks' gradients from one forward pass (two D
   forward passes per step instead of the alternating step's three), as the TensorFlow
-  tutorial does.
+  tutorial does; when D treats each image on its own (no batch norm), from one backward
+  pass through D as well (`_simultaneous_step`).
 
 Quality: `GAN(ema_decay=...)` keeps an average of G's weights, updated inside the compiled
 step; samples, the grid and `best_metric` use it (`sampling_generator`).
@@ -197,8 +198,8 @@ class GAN(keras.Model):
         `fuse_discriminator`: in the D step, call D once on real and generated images
         concatenated.  "auto" fuses only when D has no batch norm, whose statistics would
         otherwise mix the two batches (the paper keeps them apart), and only in the
-        alternating update: in the simultaneous one G's gradient flows back through that
-        same call, and a fused call would carry it through the real half too.
+        alternating update: in the simultaneous one the fused call measured slower
+        (bench/RESULTS.md).
         `reuse_generated`: the G step judges the images the D step generated (one G
         forward pass per step) instead of generating a fresh batch (two).
         `update`: "alternating" (D steps, then G plays against the updated D: three D
@@ -224,7 +225,10 @@ class GAN(keras.Model):
             raise ValueError(_("update must be one of {choices}, not {value!r}").format(
                 choices=", ".join(UPDATES), value=update))
         self.update = update
-        self.fuse_discriminator = (update == "alternating" and not _has_batch_norm(discriminator)
+        # Without batch norm D judges each image on its own: the fused call, and the simultaneous
+        # update's single backward pass through D, rely on that.
+        self.per_image_discriminator = not _has_batch_norm(discriminator)
+        self.fuse_discriminator = (update == "alternating" and self.per_image_discriminator
                                    if fuse_discriminator == "auto" else bool(fuse_discriminator))
         self.reuse_generated = bool(reuse_generated)
         self.ema = GeneratorEMA(generator, ema_decay) if ema_decay else None
@@ -300,21 +304,61 @@ class GAN(keras.Model):
 
     def _simultaneous_step(self, real_images):
         # One G and one D forward pass; each network's gradient of its own loss (the
-        # tutorial's update, with the engine's precision, data path and fused D call).
+        # tutorial's update, with the engine's precision and data path).
         z = self.sample_latent(tf.shape(real_images)[0])
-        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+        with tf.GradientTape() as g_tape:
             fake_images = self.generator(z, training=True)
+        with tf.GradientTape(persistent=True) as d_tape:
+            d_tape.watch(fake_images)
             real_logits, fake_logits = self._d_logits(real_images, fake_images)
             d_loss = self.d_loss_fn(real_logits, fake_logits)
             g_loss = self.g_loss_fn(fake_logits)
             d_scaled = self.d_optimizer.scale_loss(per_replica_scale(d_loss))
             g_scaled = self.g_optimizer.scale_loss(per_replica_scale(g_loss))
-        d_grads = d_tape.gradient(d_scaled, self.discriminator.trainable_variables)
-        g_grads = g_tape.gradient(g_scaled, self.generator.trainable_variables)
+        *d_grads, d_image_grads = d_tape.gradient(d_scaled, self.discriminator.trainable_variables + [fake_images])
+
+        def g_image_grads_through_d():  # a second backward pass through D's call on the fakes
+            return d_tape.gradient(g_scaled, fake_images)
+
+        if self.per_image_discriminator:
+            image_grads = tf.cond(*self._rescaled_image_grads(real_logits, fake_logits, d_image_grads),
+                                  g_image_grads_through_d)
+        else:  # batch norm mixes the images' gradients: no shortcut
+            image_grads = g_image_grads_through_d()
+        g_grads = g_tape.gradient(fake_images, self.generator.trainable_variables, output_gradients=image_grads)
         self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_variables))
         self.g_optimizer.apply_gradients(zip(g_grads, self.generator.trainable_variables))
         self.after_generator_step()
         return self._step_metrics(d_loss, g_loss, real_logits, fake_logits)
+
+    def _rescaled_image_grads(self, real_logits, fake_logits, d_image_grads):
+        """G's loss gradient at the fakes, from D's: (usable?, a function returning it).
+
+        When D judges each image on its own, the gradient of any loss at fake image i is
+        D's input-Jacobian of logit i times that loss's slope at logit i.  So G's
+        gradient is D's gradient at image i scaled by g_slope_i / d_slope_i: the backward
+        pass D's update makes already gives it, and a second one through D is saved
+        (about one D forward pass per image).  The slopes come from the losses at the
+        logits alone, in float32; where D's slope is (nearly) zero, as the hinge loss's
+        is past its margin, the ratio is unusable and the step takes the second pass.
+        No library does this for a two-player step; it is the chain rule, checked
+        against the two-pass step in tests/test_train.py.
+        """
+        logits = tf.cast(fake_logits, tf.float32)
+        with tf.GradientTape(persistent=True) as slopes:
+            slopes.watch(logits)
+            d_part = self.d_optimizer.scale_loss(per_replica_scale(
+                self.d_loss_fn(tf.stop_gradient(tf.cast(real_logits, tf.float32)), logits)))
+            g_part = self.g_optimizer.scale_loss(per_replica_scale(self.g_loss_fn(logits)))
+        d_slope, g_slope = slopes.gradient(d_part, logits), slopes.gradient(g_part, logits)
+        del slopes
+        usable = tf.reduce_all(tf.abs(d_slope) > 1e-20)
+
+        def rescaled():
+            ratio = tf.reshape(g_slope / tf.where(usable, d_slope, 1.0), [-1] + [1] * (len(d_image_grads.shape) - 1))
+            return tf.cast(tf.cast(d_image_grads, tf.float32) * ratio, d_image_grads.dtype)
+
+        return usable, rescaled
 
     def train_step(self, data):
         real_images = data[0] if isinstance(data, (tuple, list)) else data
@@ -376,9 +420,10 @@ def make_gan(generator: keras.Model, discriminator: keras.Model, loss="non_satur
 def image_batches(images, batch_size: int, seed: int = 0, labels=None) -> tf.data.Dataset:
     """Endless shuffled batches gathered in the graph from images held as one tensor.
 
-    Every epoch is a fresh permutation of the indices (like `shuffle(len(images))`), but
-    only the indices pass through tf.data: each batch is one `tf.gather` from the tensor
-    instead of `batch_size` single images copied through a shuffle buffer.
+    Every epoch is a fresh permutation of the indices (like `shuffle(len(images))`), drawn
+    by one shuffle op per epoch and cut into batches: no image, and no single index, passes
+    through a tf.data shuffle buffer (that buffer cost 2-5% of a step, bench/RESULTS.md), and
+    each batch is one `tf.gather` from the tensor.
     `labels`: an int array, or True for the `y` of an `ImageData`: the batches are then
     (images, int32 labels) pairs, for class-conditional GANs.
     """
@@ -399,8 +444,14 @@ def image_batches(images, batch_size: int, seed: int = 0, labels=None) -> tf.dat
         gather = lambda i: (tf.gather(images, i), tf.gather(labels, i))
     else:
         gather = lambda i: tf.gather(images, i)
-    indices = tf.data.Dataset.range(count).shuffle(count, seed=seed, reshuffle_each_iteration=True)
-    return (indices.batch(batch_size, drop_remainder=True).repeat()
+    per_epoch = count // batch_size
+
+    def epoch(number):  # one shuffle op per epoch: a whole permutation, cut into batches
+        order = tf.random.experimental.stateless_shuffle(tf.range(count), seed=tf.stack([tf.constant(seed, tf.int64),
+                                                                                          number]))
+        return tf.data.Dataset.from_tensor_slices(tf.reshape(order[:per_epoch * batch_size], (per_epoch, batch_size)))
+
+    return (tf.data.Dataset.counter().flat_map(epoch)
             .map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             .prefetch(tf.data.AUTOTUNE))
 

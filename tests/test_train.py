@@ -256,6 +256,13 @@ def test_image_batches_visit_every_image_once_per_epoch():
     first, second = np.concatenate(batches[:3]), np.concatenate(batches[3:])
     assert sorted(first) == sorted(second) == list(range(12))  # a permutation per epoch
     assert not np.array_equal(first, second)  # reshuffled each epoch
+    again = [b.numpy().ravel() for b in train.image_batches(images, 4, seed=3).take(6)]
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again))  # the seed decides the order
+    other = [b.numpy().ravel() for b in train.image_batches(images, 4, seed=4).take(6)]
+    assert not all(np.array_equal(a, b) for a, b in zip(batches, other))
+    # 10 images in batches of 4: two whole batches an epoch, 8 different images, the other 2 left for that epoch
+    epochs = np.stack([b.numpy().ravel() for b in train.image_batches(images[:10], 4, seed=0).take(8)]).reshape(4, 8)
+    assert all(len(set(epoch)) == 8 for epoch in epochs)
     with pytest.raises(ValueError, match="cannot fill a batch of 16"):
         train.image_batches(images, 16)
 
@@ -275,9 +282,7 @@ def test_fused_discriminator_only_without_batch_norm_and_same_step():
     d_plain = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, strides=2),
                                 keras.layers.LeakyReLU(0.2), keras.layers.Flatten(), keras.layers.Dense(1)])
     assert train.GAN(g, d_plain).fuse_discriminator
-    # The simultaneous update's G gradient runs back through the D call: a fused call would
-    # take it through the real half as well, so "auto" keeps the calls apart there.
-    assert not train.GAN(g, d_plain, update="simultaneous").fuse_discriminator
+    assert not train.GAN(g, d_plain, update="simultaneous").fuse_discriminator  # measured slower there
     assert train.GAN(g, d_plain, update="simultaneous", fuse_discriminator=True).fuse_discriminator
     real = tf.random.stateless_uniform((6, 8, 8, 1), (1, 2), -1, 1)
     after = {}
@@ -306,31 +311,49 @@ def test_both_generator_steps_train_the_generator(reuse):
     assert any(not np.allclose(a, b.numpy()) for a, b in zip(before, gan.generator.trainable_weights))
 
 
-def test_simultaneous_update_is_the_tutorials_step():
+def plain_discriminator(logit_bias=0.0):
+    """A D without batch norm: it judges each image on its own."""
+    return keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, strides=2),
+                             keras.layers.LeakyReLU(0.2), keras.layers.Flatten(),
+                             keras.layers.Dense(1, bias_initializer=keras.initializers.Constant(logit_bias))])
+
+
+@pytest.mark.parametrize("discriminator, loss, logit_bias, compiled, fused", [
+    ("dcgan", "non_saturating", 0.0, False, False),  # batch norm: two backward passes through D
+    ("plain", "non_saturating", 0.0, True, False),  # one backward pass, G's gradient rescaled
+    ("plain", "minimax", 0.0, True, True),
+    ("plain", "hinge", -5.0, True, False),  # every fake past the hinge's margin: D's slope is zero, the second pass
+    ("plain", "hinge", -5.0, False, True),
+])
+def test_simultaneous_update_is_the_tutorials_step(discriminator, loss, logit_bias, compiled, fused):
     """update="simultaneous": both networks step from one forward pass, each down the gradient
-    of its own loss at the weights before the step (checked against a hand-written step)."""
+    of its own loss at the weights before the step (checked against a hand-written step),
+    whichever way the step gets G's gradient through D."""
     with pytest.raises(ValueError, match="alternating, simultaneous"):
         train.GAN(*models.build_dcgan("mnist", latent_dim=LATENT, **TINY), update="together")
     real = tf.random.stateless_uniform((6, 8, 8, 1), (3, 4), -1, 1)
     keras.utils.set_random_seed(0)
     g, d = models.build_dcgan("mnist", latent_dim=LATENT, **TINY)
+    if discriminator == "plain":
+        d = plain_discriminator(logit_bias)
     g2, d2 = keras.models.clone_model(g), keras.models.clone_model(d)
     g2.set_weights(g.get_weights())
     d2.set_weights(d.get_weights())
-    gan = train.GAN(g, d, update="simultaneous")
+    gan = train.GAN(g, d, update="simultaneous", loss=loss, fuse_discriminator=fused)
+    assert gan.per_image_discriminator == (discriminator == "plain")
     gan.compile(d_optimizer=keras.optimizers.SGD(0.1), g_optimizer=keras.optimizers.SGD(0.1))
-    keras.utils.set_random_seed(1)
-    z = gan.sample_latent(6)  # the draw the step will make
-    keras.utils.set_random_seed(1)
-    gan.train_step(real)
+    z = tf.random.stateless_normal((6, LATENT), (1, 2))
+    gan.sample_latent = lambda batch_size: z  # the step draws this z, compiled or not
+    (tf.function(gan.train_step) if compiled else gan.train_step)(real)
 
-    d_loss_fn, g_loss_fn = train.gan_losses.get_losses("non_saturating")
+    d_loss_fn, g_loss_fn = train.gan_losses.get_losses(loss)
     with tf.GradientTape(persistent=True) as tape:
         fake = g2(z, training=True)
         real_logits, fake_logits = d2(real, training=True), d2(fake, training=True)
         d_loss, g_loss = d_loss_fn(real_logits, fake_logits), g_loss_fn(fake_logits)
-    for net, loss, trained in ((d2, d_loss, d), (g2, g_loss, g)):
-        grads = tape.gradient(loss, net.trainable_weights)
+    for net, loss_value, trained in ((d2, d_loss, d), (g2, g_loss, g)):
+        grads = tape.gradient(loss_value, net.trainable_weights)
+        assert any(float(tf.reduce_max(tf.abs(grad))) > 1e-4 for grad in grads)  # a step that moves
         for w, grad, got in zip(net.trainable_weights, grads, trained.trainable_weights):
             np.testing.assert_allclose(got.numpy(), w.numpy() - 0.1 * grad.numpy(), rtol=1e-4, atol=1e-5)
 

@@ -356,11 +356,19 @@ def main() -> int:
     result["engine_defaults"] = {"precision": precision, "jit_compile": train.auto_jit_compile(),
                                  "steps_per_execution": "auto (1 on CPU)", "data": "tensor + in-graph gather",
                                  "fuse_discriminator": "auto (the tutorial's D in the alternating update: on; "
-                                                       "in the simultaneous one, or lab 03's D with batch norm: off)"}
+                                                       "in the simultaneous one, or lab 03's D with batch norm: off)",
+                                 "simultaneous_backward": "one pass through D when D has no batch norm (G's gradient "
+                                                          "rescaled from D's), else two"}
 
     log("Throughput (images/s):")
-    tutorial_arch = lambda **kw: (lambda: train.make_gan(models.build_tutorial_generator(),  # noqa: E731
-                                                         models.build_tutorial_discriminator(), **kw))
+    def tutorial_arch(two_pass=False, **options):
+        def build():
+            gan = train.make_gan(models.build_tutorial_generator(), models.build_tutorial_discriminator(), **options)
+            if two_pass:  # as if D mixed its images: G's gradient from a second backward pass through D
+                gan.per_image_discriminator = False
+            return gan
+        return build
+
     lab03 = lambda: train.make_gan(*models.build_dcgan("mnist"))  # noqa: E731
     lb = settings["lab03_batch"]
     variants = {
@@ -369,6 +377,9 @@ def main() -> int:
         # The tutorial's own update (one forward pass for both gradients) with the engine's precision and data path.
         "engine_tutorial_arch_simultaneous": EngineRunner(tutorial_arch(update="simultaneous"), workdir / "e0", images,
                                                           BATCH, precision="auto"),
+        # The same with two backward passes through D (the engine before the one-pass step): what that step brings.
+        "engine_tutorial_arch_simultaneous_two_pass": EngineRunner(tutorial_arch(update="simultaneous", two_pass=True),
+                                                                   workdir / "e9", images, BATCH, precision="auto"),
         # The same without bfloat16: what holds on a CPU that has no fast bfloat16.
         "engine_tutorial_arch_simultaneous_float32": EngineRunner(tutorial_arch(update="simultaneous"),
                                                                   workdir / "e7", images, BATCH),
@@ -400,13 +411,13 @@ def main() -> int:
     rates = {k: v["images_per_s"] for k, v in result["throughput"].items()}
     result.update({f"images_per_s_{k}": v for k, v in rates.items()})
     result["speedup_vs_tutorial"] = round(rates["engine_tutorial_arch"] / rates["tutorial"], 3)
-    for update in ("simultaneous", "simultaneous_float32"):
+    for update in ("simultaneous", "simultaneous_two_pass", "simultaneous_float32"):
         result[f"speedup_vs_tutorial_{update}"] = round(rates[f"engine_tutorial_arch_{update}"] / rates["tutorial"], 3)
     result["lab03_speedup"] = round(rates["lab03_optimised"] / rates["lab03_unoptimised"], 3)
     result["throughput_note"] = ("engine = alternating D then G step (optimised: 1 G and 3 D forward passes per "
                                  "step, unoptimised: 2 G and 3 D); the tutorial updates both from one forward pass "
-                                 "(1 G, 2 D), as does the engine with update='simultaneous'; images/s counts real "
-                                 "images; lab 03 at batch "
+                                 "(1 G, 2 D), as does the engine with update='simultaneous' (with one backward pass through "
+                                 "D, or two in the _two_pass variant); images/s counts real images; lab 03 at batch "
                                  f"{lb}; windows of {settings['window_steps']} steps after {settings['warmup']} "
                                  "warm-up steps, variants taking turns")
     del variants

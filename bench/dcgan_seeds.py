@@ -1,0 +1,124 @@
+"""Lab 03's quality bar over seeds, trained as lab 03 trains its DCGAN.
+
+    python bench/dcgan_seeds.py [--profile cpu] [--seeds 0 1 2] [--steps N] [--json out.json]
+
+For each seed this trains the profile's DCGAN the way lab 03 does (`train.Trainer`, the
+profile's networks, steps, batch, Adam step size and weight average, label smoothing 0.1;
+the best checkpoint by the Fréchet distance of `dcgan_eval_samples` samples to the test
+digits, every `dcgan_eval_every` steps), restores that checkpoint and measures what the
+lab's bar asks, with the lab's own calls: `metrics.evaluate` (the Fréchet distance of
+`metrics_samples` samples and its real-vs-real baseline) and the class shares of
+`dcgan_histogram_samples` samples.  The bar: the distance at most 5x the baseline and every
+digit at least 5% of the samples, on every seed.  A quality figure, not a speed one: every
+seed is reported.  `--precision`, `--ema-decay` and `--learning-rate` try a recipe other
+than the lab's (the record says which).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+FRECHET_BAR = 5.0  # issue 16: Fréchet distance at most 5x the real-vs-real baseline
+SHARE_BAR = 0.05  # every digit at least 5% of the samples
+
+
+def seed_table(seeds, steps: int | None = None, precision: str = "lab", ema_decay: float | None = None,
+               learning_rate: float | None = None, log=print) -> dict:
+    """Train lab 03's DCGAN once per seed; rows and the bar's figures."""
+    import contextlib
+
+    import keras
+    import numpy as np
+
+    from gan_course import config, data, dcgan, metrics, models, train
+
+    P = config.profile()
+    steps = steps or P.dcgan_steps
+    ema_decay = P.dcgan_ema_decay if ema_decay is None else ema_decay
+    learning_rate = learning_rate or P.dcgan_learning_rate
+    images = data.load("mnist", limit=P.dcgan_train_limit, quiet=True)
+    classifier = metrics.load_classifier("mnist", quiet=True)
+    test = data.load("mnist", "test", quiet=True)
+    reference, _ = classifier.features(test.x[:P.dcgan_eval_samples])
+    eval_z = np.random.default_rng(1).normal(size=(P.dcgan_eval_samples, P.dcgan_latent_dim)).astype(np.float32)
+
+    def frechet_to_test(generator):  # lab 03's checkpoint metric
+        features, _ = classifier.features(np.asarray(generator(eval_z, training=False), np.float32))
+        return metrics.frechet_distance(features, reference)
+
+    def block():  # "lab": the lab's own precision (its DCGAN is built without a precision block)
+        return contextlib.nullcontext("lab") if precision == "lab" else train.precision(precision)
+
+    def make():
+        with block():
+            return train.make_gan(dcgan.build_lab_generator(P.dcgan_latent_dim, P.dcgan_g_filters),
+                                  models.build_discriminator(images.x.shape[1:], P.dcgan_d_filters),
+                                  label_smoothing=0.1, learning_rate=learning_rate, ema_decay=ema_decay)
+
+    rows, compute = [], None
+    for seed in seeds:
+        with tempfile.TemporaryDirectory(prefix="dcgan-seed-") as folder:
+            keras.utils.set_random_seed(seed)
+            trainer = train.Trainer(make, Path(folder), sample_every=steps, num_samples=16, progress=False,
+                                    quiet=True, best_metric=frechet_to_test, best_every=P.dcgan_eval_every)
+            compute = trainer.gan.generator.dtype_policy.compute_dtype
+            began = time.perf_counter()
+            trainer.fit(images.batches(P.dcgan_batch), steps=steps)
+            seconds = time.perf_counter() - began
+            best = trainer.restore_best()
+            generator = trainer.gan.sampling_generator
+            rows_eval = metrics.evaluate(generator, "mnist", classifier=classifier, quiet=True)
+            frechet = next(r for r in rows_eval if r["metric"] == "Fréchet distance (classifier features)")
+            many = metrics.sample_images(generator, P.dcgan_histogram_samples, seed=1, value_range=(-1.0, 1.0))
+            shares = metrics.class_histogram(classifier.features(many)[1])
+        ratio = float(frechet["generated"] / frechet["real baseline"])
+        rows.append({"seed": seed, "steps": steps, "best_step": best["step"],
+                     "frechet": round(float(frechet["generated"]), 3),
+                     "baseline": round(float(frechet["real baseline"]), 3), "ratio": round(ratio, 2),
+                     "smallest_share": round(float(shares.min()), 4), "smallest_digit": int(shares.argmin()),
+                     "train_s": round(seconds, 1)})
+        log(f"DCGAN seed {seed}: Fréchet distance {frechet['generated']:.2f} = {ratio:.2f}x the baseline "
+            f"{frechet['real baseline']:.2f} (best step {best['step']}), smallest digit share {shares.min():.1%} "
+            f"(digit {shares.argmin()}), {seconds:.0f} s")
+    met = all(row["ratio"] <= FRECHET_BAR and row["smallest_share"] >= SHARE_BAR for row in rows)
+    return {"dcgan_profile": P.name, "dcgan_data": images.title, "dcgan_compute_dtype": compute,
+            "dcgan_recipe": {"steps": steps, "batch": P.dcgan_batch, "learning_rate": learning_rate,
+                             "ema_decay": ema_decay, "label_smoothing": 0.1,
+                             "g_filters": list(P.dcgan_g_filters), "d_filters": list(P.dcgan_d_filters)},
+            "dcgan_seeds": rows,
+            "dcgan_bar": f"Fréchet distance <= {FRECHET_BAR:g}x the real-vs-real baseline and every digit "
+                         f">= {SHARE_BAR:.0%} of {P.dcgan_histogram_samples:,} samples, on every seed",
+            "dcgan_bar_met": bool(met)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="cpu", choices=("smoke", "cpu", "gpu"))
+    parser.add_argument("--steps", type=int, default=None, help="default: the profile's dcgan_steps")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--precision", default="lab", choices=("lab", "auto", "float32"),
+                        help="lab: as lab 03 builds its networks (default)")
+    parser.add_argument("--ema-decay", type=float, default=None, help="default: the profile's dcgan_ema_decay")
+    parser.add_argument("--learning-rate", type=float, default=None, help="default: the profile's")
+    parser.add_argument("--json", help="also write the table to this file")
+    args = parser.parse_args()
+
+    from gan_course import config
+
+    os.environ[config.ENV_PROFILE] = args.profile
+    config.setup(quiet=True)
+    table = seed_table(args.seeds, args.steps, args.precision, args.ema_decay, args.learning_rate)
+    print(f"ratios {[row['ratio'] for row in table['dcgan_seeds']]}; bar ({table['dcgan_bar']}) met: "
+          f"{table['dcgan_bar_met']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(table, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from gan_course import biggan, checks, metrics, train
 from gan_course.checks import run_checks
+from exercise_layers import assert_checked_at
 
 LATENT_DIM, NUM_CLASSES = 12, 10
 
@@ -293,12 +294,7 @@ def _power_iteration_numpy(w, u, n=1):
      (features @ psi_kernel)[:, 0] + psi_bias + np.sum(class_embeddings[labels] * features, axis=1), "shape"),
 ])
 def test_exercise_checks_catch_mistakes_at_the_right_layer(name, fn, layer):
-    ex = checks.get_exercise(name)
-    result = run_checks(ex, fn, checks.notebook_cases(ex))
-    if layer is None:
-        assert result.passed, result.line()
-    else:
-        assert not result.passed and result.layer == layer, result.line()
+    assert_checked_at(name, fn, layer)
 
 
 def test_projection_logit_reference_is_what_the_projection_head_computes():

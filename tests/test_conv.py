@@ -8,6 +8,7 @@ import keras
 
 from gan_course import conv
 from gan_course.checks import REGISTRY, notebook_cases, run_checks
+from exercise_layers import assert_checked_at
 
 SETTINGS = settings(max_examples=40, deadline=None)
 seeds = st.integers(0, 2**31 - 1)
@@ -187,9 +188,7 @@ def test_draw_grids_marks_padding_unreached_cells_and_impossible_settings():
     ],
 )
 def test_wrong_answers_fail_at_the_expected_layer(name, wrong, layer):
-    ex = REGISTRY[name]
-    result = run_checks(ex, wrong, notebook_cases(ex))
-    assert not result.passed and result.layer == layer, result.line()
+    assert_checked_at(name, wrong, layer)
 
 
 def test_references_pass_their_own_checks_and_cases_cover_edges():

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from gan_course import checks, infogan, train
 from gan_course.checks import run_checks
+from exercise_layers import assert_checked_at
 
 TINY = dict(generator_widths=(16, 4, 4), discriminator_widths=(4, 8, 16), q_width=8)
 
@@ -396,12 +397,7 @@ def _greedy_accuracy(predicted, labels, num_classes=10):
     ("matched_accuracy", lambda predicted, labels: 1.0, "signature"),
 ])
 def test_exercise_checks_catch_mistakes_at_the_right_layer(name, fn, layer):
-    ex = checks.get_exercise(name)
-    result = run_checks(ex, fn, checks.notebook_cases(ex))
-    if layer is None:
-        assert result.passed, result.line()
-    else:
-        assert not result.passed and result.layer == layer, result.line()
+    assert_checked_at(name, fn, layer)
 
 
 # ----------------------------------------------------------------------------- figures and tables

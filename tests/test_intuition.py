@@ -5,6 +5,7 @@ import pytest
 
 from gan_course import checks
 from gan_course import intuition as gi
+from exercise_layers import assert_checked_at
 
 EXERCISES = ("optimal_discriminator", "js_divergence", "minimax_generator_loss", "nonsaturating_generator_loss")
 
@@ -92,10 +93,7 @@ def test_generator_losses_match_their_formulas_and_gradients_differ_where_critic
 )
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_wrong_answers_fail_at_the_expected_layer(name, wrong, layer):
-    ex = checks.get_exercise(name)
-    result = checks.run_checks(ex, wrong, checks.notebook_cases(ex))
-    assert not result.passed
-    assert result.layer == layer, result.line()
+    assert_checked_at(name, wrong, layer)
 
 
 @pytest.fixture(scope="module")

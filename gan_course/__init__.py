@@ -6,7 +6,9 @@ Notebooks import it once, under one short alias, before anything else::
     P = gc.setup()          # profile, seeds, quiet logs, GPU memory growth
 
 Importing this package first keeps TensorFlow's C++ start-up logs quiet: the
-variable must be set before TensorFlow is imported for the first time.
+variable must be set before TensorFlow is imported for the first time, and `setup()`
+imports it through `gan_course.tflog`, which filters the notices TensorFlow 2.21 prints
+before it reads the variable.
 """
 import os
 

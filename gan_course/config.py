@@ -313,8 +313,9 @@ def setup(seed: int = 0, quiet: bool = False) -> Profile:
     """Prepare a lab: memory growth, seeds, matplotlib defaults; returns the profile."""
     import logging
 
-    import tensorflow as tf
+    from gan_course.tflog import import_tensorflow
 
+    tf = import_tensorflow()  # without its start-up notices (gan_course/tflog.py)
     tf.get_logger().setLevel(logging.ERROR)
     gpus = enable_memory_growth()
     set_seed(seed)

@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("download", help=_("fetch datasets into the cache (GAN_COURSE_DATA)"))
     p.add_argument("names", nargs="*", metavar="NAME",
                    help=_("datasets to fetch (default: all); `hub` fetches the TF Hub modules' archives"))
-    p.set_defaults(func=cmd_download)
+    p.set_defaults(func=cmd_download, tensorflow=True)
 
     p = sub.add_parser("mirror", help=_("lay out the verified data cache as a folder a web server can serve "
                                         "to a class (then set GAN_COURSE_MIRRORS)"))
@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
     p = sub.add_parser("doctor", help=_("check this machine for the labs and say how to fix what is missing"))
-    p.set_defaults(func=cmd_doctor)
+    p.set_defaults(func=cmd_doctor, tensorflow=True)
 
     p = sub.add_parser("release", help=_("write labs/ from solutions/ (solutions stripped)"))
     p.add_argument("--check", action="store_true", help=_("only check that labs/ is in sync; exit 1 if not"))
@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--catalogues", help=_("translation catalogues (default: i18n/ beside solutions/)"))
     p.add_argument("--update-catalogues", action="store_true",
                    help=_("add the English that is new to each lab's catalogue (fuzzy where it replaces a translated text)"))
-    p.set_defaults(func=cmd_release)
+    p.set_defaults(func=cmd_release, tensorflow=True)
 
     p = sub.add_parser("grade", help=_("grade a folder of submitted notebooks against solutions/"))
     p.add_argument("submissions", help=_("folder with one notebook (or one folder) per student"))
@@ -190,6 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "tensorflow", False):  # the command loads TensorFlow: imported here without its notices
+        from gan_course.tflog import import_tensorflow
+
+        import_tensorflow()
     return args.func(args)
 
 

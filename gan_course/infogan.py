@@ -472,12 +472,12 @@ class InfoGAN(GAN):
 def make_infogan(generator_widths=(1024, 128, 64), discriminator_widths=(64, 128, 1024), q_width: int = 128,
                  latent_fn=infogan_latent, info_loss_fn=information_loss, continuous_weight: float = 1.0,
                  d_learning_rate: float = 2e-4, g_learning_rate: float = 1e-3,
-                 trunk_learns_info: bool = False) -> InfoGAN:
+                 trunk_learns_info: bool = False, info_weight: float = 1.0) -> InfoGAN:
     """A compiled InfoGAN with the paper's MNIST networks at the given widths."""
     generator = build_generator(NUM_CATEGORIES + NUM_CONTINUOUS + NOISE_DIM, generator_widths)
     discriminator, q_head = build_infogan_discriminator(discriminator_widths, q_width)
     gan = InfoGAN(generator, discriminator, q_head, latent_fn=latent_fn, info_loss_fn=info_loss_fn,
-                  continuous_weight=continuous_weight, trunk_learns_info=trunk_learns_info)
+                  continuous_weight=continuous_weight, info_weight=info_weight, trunk_learns_info=trunk_learns_info)
     gan.compile(keras.optimizers.Adam(d_learning_rate, beta_1=0.5), keras.optimizers.Adam(g_learning_rate, beta_1=0.5))
     return gan
 

@@ -165,6 +165,17 @@ def test_trunk_learns_info_moves_q_with_d_and_adds_l_i_to_the_trunks_update():
         np.testing.assert_allclose(a, b.numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_info_weight_scales_l_i_in_the_step():
+    # lambda = 0 leaves Q without a gradient (Adam then moves it by nothing); lambda = 1 moves it.
+    for weight, q_moves in ((0.0, False), (1.0, True)):
+        keras.utils.set_random_seed(0)
+        gan = infogan.make_infogan(**TINY, info_weight=weight)
+        assert gan.info_weight == weight
+        q_before = _weights(gan.q_head)
+        gan.train_step(tf.constant(_images(8)))
+        assert _changed(q_before, gan.q_head) == q_moves, weight
+
+
 def test_trainer_checkpoints_and_resumes_the_q_head(tmp_path):
     images = _images(32)
 

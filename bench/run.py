@@ -60,12 +60,13 @@ FULL = dict(warmup=3, windows=4, window_steps=12, ttq_factor=5, ttq_eval_every=1
 
 
 # The engine with every optimisation off: float32, tf.data slices, a fresh G forward
-# pass for the G step, separate D calls, one step per call, no XLA.
+# pass for the G step, separate D calls, Keras' own batch norm, one step per call, no XLA.
 PLAIN_OPTIONS = dict(precision="float32", pipeline="slices", steps_per_execution=1, jit_compile=False)
 
 
 def LAB03_PLAIN():
-    return train.make_gan(*models.build_dcgan("mnist"), fuse_discriminator=False, reuse_generated=False)
+    return train.make_gan(*models.build_dcgan("mnist"), fuse_discriminator=False, reuse_generated=False,
+                          fused_batch_norm=False)
 
 
 def log(*args):
@@ -357,6 +358,7 @@ def main() -> int:
                                  "steps_per_execution": "auto (1 on CPU)", "data": "tensor + in-graph gather",
                                  "fuse_discriminator": "auto (the tutorial's D in the alternating update: on; "
                                                        "in the simultaneous one, or lab 03's D with batch norm: off)",
+                                 "fused_batch_norm": True,
                                  "simultaneous_backward": "one pass through D when D has no batch norm (G's gradient "
                                                           "rescaled from D's), else two"}
 
@@ -380,6 +382,10 @@ def main() -> int:
         # The same with two backward passes through D (the engine before the one-pass step): what that step brings.
         "engine_tutorial_arch_simultaneous_two_pass": EngineRunner(tutorial_arch(update="simultaneous", two_pass=True),
                                                                    workdir / "e9", images, BATCH, precision="auto"),
+        # The same with Keras' batch norm (several ops per layer): what the fused op brings.
+        "engine_tutorial_arch_simultaneous_keras_bn": EngineRunner(
+            tutorial_arch(update="simultaneous", fused_batch_norm=False), workdir / "e10", images, BATCH,
+            precision="auto"),
         # The same without bfloat16: what holds on a CPU that has no fast bfloat16.
         "engine_tutorial_arch_simultaneous_float32": EngineRunner(tutorial_arch(update="simultaneous"),
                                                                   workdir / "e7", images, BATCH),
@@ -401,7 +407,8 @@ def main() -> int:
         variants["engine_tutorial_arch_slices_unfused"] = EngineRunner(
             tutorial_arch(fuse_discriminator=False), workdir / "e5", images, BATCH, precision="auto", pipeline="slices")
         variants["engine_tutorial_arch_unoptimised"] = EngineRunner(
-            tutorial_arch(fuse_discriminator=False, reuse_generated=False), workdir / "e6", images, BATCH,
+            tutorial_arch(fuse_discriminator=False, reuse_generated=False, fused_batch_norm=False), workdir / "e6",
+            images, BATCH,
             **PLAIN_OPTIONS)
         # 4 steps per call: a window of 12 steps is 3 calls, timed over the last 2.
         variants["lab03_optimised_steps_per_execution_4"] = EngineRunner(lab03, workdir / "l3", images, lb,
@@ -411,13 +418,14 @@ def main() -> int:
     rates = {k: v["images_per_s"] for k, v in result["throughput"].items()}
     result.update({f"images_per_s_{k}": v for k, v in rates.items()})
     result["speedup_vs_tutorial"] = round(rates["engine_tutorial_arch"] / rates["tutorial"], 3)
-    for update in ("simultaneous", "simultaneous_two_pass", "simultaneous_float32"):
+    for update in ("simultaneous", "simultaneous_two_pass", "simultaneous_keras_bn", "simultaneous_float32"):
         result[f"speedup_vs_tutorial_{update}"] = round(rates[f"engine_tutorial_arch_{update}"] / rates["tutorial"], 3)
     result["lab03_speedup"] = round(rates["lab03_optimised"] / rates["lab03_unoptimised"], 3)
     result["throughput_note"] = ("engine = alternating D then G step (optimised: 1 G and 3 D forward passes per "
                                  "step, unoptimised: 2 G and 3 D); the tutorial updates both from one forward pass "
                                  "(1 G, 2 D), as does the engine with update='simultaneous' (with one backward pass through "
-                                 "D, or two in the _two_pass variant); images/s counts real images; lab 03 at batch "
+                                 "D, or two in the _two_pass variant; _keras_bn: Keras' batch norm instead of the "
+                                 "fused op); images/s counts real images; lab 03 at batch "
                                  f"{lb}; windows of {settings['window_steps']} steps after {settings['warmup']} "
                                  "warm-up steps, variants taking turns")
     del variants

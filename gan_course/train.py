@@ -34,6 +34,8 @@ Speed (each measured by `bench/run.py`, see `bench/RESULTS.md`):
   loss scaling;
 - `GAN(reuse_generated=True)`: the G step reuses the D step's generated batch and its
   recorded G forward pass (one G forward per step instead of two);
+- `GAN(fused_batch_norm=True)`: batch norm in one TensorFlow op per layer and call in
+  training (`gan_course.batchnorm`; Keras 3 computes it in several);
 - `GAN(fuse_discriminator="auto")`: one discriminator call on real and generated images
   together when D has no batch norm (identical results, larger and fewer kernels);
 - `GAN(update="simultaneous")`: both networks' gradients from one forward pass (two D
@@ -61,6 +63,7 @@ import numpy as np
 import tensorflow as tf
 
 from gan_course import losses as gan_losses
+from gan_course.batchnorm import fuse_batch_norms
 from gan_course.i18n import N_, _
 
 METRICS = ("d_loss", "g_loss", "D(x)", "D(G(z))")
@@ -192,7 +195,7 @@ class GAN(keras.Model):
     def __init__(self, generator: keras.Model, discriminator: keras.Model, latent_dim: int | None = None,
                  loss="non_saturating", label_smoothing: float = 0.0, fuse_discriminator="auto",
                  reuse_generated: bool = True, update: str = "alternating", ema_decay: float | None = None,
-                 **kwargs):
+                 fused_batch_norm: bool = True, **kwargs):
         """`loss` is a name from `gan_course.losses.LOSSES` or a pair (d_loss_fn, g_loss_fn).
 
         `fuse_discriminator`: in the D step, call D once on real and generated images
@@ -211,8 +214,14 @@ class GAN(keras.Model):
         Trainer's `best_metric` then use it (`sampling_generator`).  Averaging smooths out
         the oscillation of the game and gives better samples sooner at no training cost
         (Yazıcı et al. 2019, "The unusual effectiveness of averaging in GAN training").
+
+        `fused_batch_norm`: switch both networks' batch-norm layers to one fused op per call
+        in training (`gan_course.batchnorm`: the same layers and the same function, less time).
         """
         super().__init__(**kwargs)
+        if fused_batch_norm:
+            fuse_batch_norms(generator)
+            fuse_batch_norms(discriminator)
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = int(latent_dim or generator.input_shape[-1])
@@ -407,11 +416,11 @@ class GAN(keras.Model):
 def make_gan(generator: keras.Model, discriminator: keras.Model, loss="non_saturating",
              label_smoothing: float = 0.0, learning_rate: float = 2e-4, beta_1: float = 0.5,
              fuse_discriminator="auto", reuse_generated: bool = True, update: str = "alternating",
-             ema_decay: float | None = None) -> GAN:
+             ema_decay: float | None = None, fused_batch_norm: bool = True) -> GAN:
     """A compiled GAN with one Adam optimizer per network."""
     gan = GAN(generator, discriminator, loss=loss, label_smoothing=label_smoothing,
               fuse_discriminator=fuse_discriminator, reuse_generated=reuse_generated, update=update,
-              ema_decay=ema_decay)
+              ema_decay=ema_decay, fused_batch_norm=fused_batch_norm)
     gan.compile(d_optimizer=keras.optimizers.Adam(learning_rate, beta_1=beta_1),
                 g_optimizer=keras.optimizers.Adam(learning_rate, beta_1=beta_1))
     return gan

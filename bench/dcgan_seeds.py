@@ -29,7 +29,8 @@ SHARE_BAR = 0.05  # every digit at least 5% of the samples
 
 
 def seed_table(seeds, steps: int | None = None, precision: str = "lab", ema_decay: float | None = None,
-               learning_rate: float | None = None, log=print) -> dict:
+               learning_rate: float | None = None, schedule: str = "constant", batch: int | None = None,
+               log=print) -> dict:
     """Train lab 03's DCGAN once per seed; rows and the bar's figures."""
     import contextlib
 
@@ -42,6 +43,7 @@ def seed_table(seeds, steps: int | None = None, precision: str = "lab", ema_deca
     steps = steps or P.dcgan_steps
     ema_decay = P.dcgan_ema_decay if ema_decay is None else ema_decay
     learning_rate = learning_rate or P.dcgan_learning_rate
+    batch = batch or P.dcgan_batch
     images = data.load("mnist", limit=P.dcgan_train_limit, quiet=True)
     classifier = metrics.load_classifier("mnist", quiet=True)
     test = data.load("mnist", "test", quiet=True)
@@ -55,11 +57,18 @@ def seed_table(seeds, steps: int | None = None, precision: str = "lab", ema_deca
     def block():  # "lab": the lab's own precision (its DCGAN is built without a precision block)
         return contextlib.nullcontext("lab") if precision == "lab" else train.precision(precision)
 
+    def step_size():  # a fresh schedule per optimiser
+        if schedule == "cosine":
+            return keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.1)
+        if schedule == "linear":
+            return keras.optimizers.schedules.PolynomialDecay(learning_rate, steps, learning_rate / 10)
+        return learning_rate
+
     def make():
         with block():
             return train.make_gan(dcgan.build_lab_generator(P.dcgan_latent_dim, P.dcgan_g_filters),
                                   models.build_discriminator(images.x.shape[1:], P.dcgan_d_filters),
-                                  label_smoothing=0.1, learning_rate=learning_rate, ema_decay=ema_decay)
+                                  label_smoothing=0.1, learning_rate=step_size(), ema_decay=ema_decay)
 
     rows, compute = [], None
     for seed in seeds:
@@ -69,7 +78,7 @@ def seed_table(seeds, steps: int | None = None, precision: str = "lab", ema_deca
                                     quiet=True, best_metric=frechet_to_test, best_every=P.dcgan_eval_every)
             compute = trainer.gan.generator.dtype_policy.compute_dtype
             began = time.perf_counter()
-            trainer.fit(images.batches(P.dcgan_batch), steps=steps)
+            trainer.fit(images.batches(batch), steps=steps)
             seconds = time.perf_counter() - began
             best = trainer.restore_best()
             generator = trainer.gan.sampling_generator
@@ -88,8 +97,8 @@ def seed_table(seeds, steps: int | None = None, precision: str = "lab", ema_deca
             f"(digit {shares.argmin()}), {seconds:.0f} s")
     met = all(row["ratio"] <= FRECHET_BAR and row["smallest_share"] >= SHARE_BAR for row in rows)
     return {"dcgan_profile": P.name, "dcgan_data": images.title, "dcgan_compute_dtype": compute,
-            "dcgan_recipe": {"steps": steps, "batch": P.dcgan_batch, "learning_rate": learning_rate,
-                             "ema_decay": ema_decay, "label_smoothing": 0.1,
+            "dcgan_recipe": {"steps": steps, "batch": batch, "learning_rate": learning_rate,
+                             "schedule": schedule, "ema_decay": ema_decay, "label_smoothing": 0.1,
                              "g_filters": list(P.dcgan_g_filters), "d_filters": list(P.dcgan_d_filters)},
             "dcgan_seeds": rows,
             "dcgan_bar": f"Fréchet distance <= {FRECHET_BAR:g}x the real-vs-real baseline and every digit "
@@ -106,6 +115,9 @@ def main() -> None:
                         help="lab: as lab 03 builds its networks (default)")
     parser.add_argument("--ema-decay", type=float, default=None, help="default: the profile's dcgan_ema_decay")
     parser.add_argument("--learning-rate", type=float, default=None, help="default: the profile's")
+    parser.add_argument("--batch", type=int, default=None, help="default: the profile's dcgan_batch")
+    parser.add_argument("--schedule", default="constant", choices=("constant", "linear", "cosine"),
+                        help="the step size over the run: constant (the lab's), or decayed to a tenth")
     parser.add_argument("--json", help="also write the table to this file")
     args = parser.parse_args()
 
@@ -113,7 +125,8 @@ def main() -> None:
 
     os.environ[config.ENV_PROFILE] = args.profile
     config.setup(quiet=True)
-    table = seed_table(args.seeds, args.steps, args.precision, args.ema_decay, args.learning_rate)
+    table = seed_table(args.seeds, args.steps, args.precision, args.ema_decay, args.learning_rate,
+                        args.schedule, args.batch)
     print(f"ratios {[row['ratio'] for row in table['dcgan_seeds']]}; bar ({table['dcgan_bar']}) met: "
           f"{table['dcgan_bar_met']}")
     if args.json:

@@ -20,6 +20,7 @@ import keras
 import tensorflow as tf
 
 
+@keras.saving.register_keras_serializable(package="gan_course")  # clones (the weight average) rebuild it by name
 class FusedBatchNormalization(keras.layers.BatchNormalization):
     """`keras.layers.BatchNormalization` whose training-mode call is one `FusedBatchNormV3`."""
 

@@ -67,13 +67,17 @@ def test_fuse_batch_norms_switches_the_same_layers_in_place_nested_models_includ
         for saved, now in zip(before[id(layer)], layer.weights):
             np.testing.assert_array_equal(saved, now.numpy())
     assert fuse_batch_norms(outer) == 0  # already fused: nothing left to switch
+    # A clone (the weight average's copy of G) rebuilds the nested model from its config, by class name.
+    clone = keras.models.clone_model(outer)
+    assert type(clone.layers[1].layers[1]) is FusedBatchNormalization
 
 
 def test_gan_fuses_both_networks_unless_told_not_to():
     def kinds(model):
         return {type(layer) for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)}
 
-    gan = train.make_gan(*models.build_dcgan("mnist"))
+    gan = train.make_gan(*models.build_dcgan("mnist"), ema_decay=0.9)  # the average is a clone of the fused G
     assert kinds(gan.generator) == {FusedBatchNormalization} and kinds(gan.discriminator) == {FusedBatchNormalization}
+    assert kinds(gan.sampling_generator) == {FusedBatchNormalization}
     plain = train.make_gan(*models.build_dcgan("mnist"), fused_batch_norm=False)
     assert kinds(plain.generator) == {keras.layers.BatchNormalization}

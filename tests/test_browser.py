@@ -281,10 +281,11 @@ def move_every_slider(page, shots: Path) -> list[tuple[str, float]]:
             explorer.screenshot(path=str(shots / f"explorer{e}_slider{index}_before.png"))
             sources = pictures.evaluate_all(PICTURE_SOURCES)
             before = [pictures.nth(i).screenshot() for i in range(pictures.count())]
-            at_max = handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax")
+            # The far end: the one farther from where the slider stands (the longer move of the two).
+            low, now, high = (float(handle.get_attribute(f"aria-value{key}")) for key in ("min", "now", "max"))
             readout = slider.locator(".widget-readout").first.text_content()
             handle.focus()
-            page.keyboard.press("Home" if at_max else "End")
+            page.keyboard.press("Home" if now - low > high - now else "End")
             share, deadline = 0.0, time.monotonic() + 45
             while time.monotonic() < deadline:
                 time.sleep(0.25)

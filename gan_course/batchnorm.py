@@ -19,6 +19,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from gan_course.models import flat_layers
+
 
 @keras.saving.register_keras_serializable(package="gan_course")  # clones (the weight average) rebuild it by name
 class FusedBatchNormalization(keras.layers.BatchNormalization):
@@ -49,19 +51,13 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         return tf.cast(tf.reshape(y, tf.shape(inputs)), self.compute_dtype)
 
 
-def _batch_norm_layers(model):
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _batch_norm_layers(layer)
-        elif type(layer) is keras.layers.BatchNormalization:  # subclasses keep their own call
-            yield layer
-
-
 def fuse_batch_norms(model: keras.Model) -> int:
     """Switch `model`'s Keras batch-norm layers (nested models included) to the fused op, in
     place; returns how many.  Weights, names and configuration are unchanged."""
     count = 0
-    for layer in _batch_norm_layers(model):
+    for layer in flat_layers(model):
+        if type(layer) is not keras.layers.BatchNormalization:  # subclasses keep their own call
+            continue
         # A subclass that adds no state and overrides only `call`: changing the object's class
         # keeps its variables, its tracking and every reference to it.
         layer.__class__ = FusedBatchNormalization

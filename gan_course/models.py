@@ -226,7 +226,7 @@ def paper_initialise(model: keras.Model, seed: int = 0) -> keras.Model:
     """Set a model's kernels to N(0, 0.02), batch-norm gains to N(1, 0.02), biases and shifts to 0
     (the DCGAN paper's initialisation), whatever initialisers it was built with; returns it."""
     rng = np.random.default_rng(seed)
-    for layer in _chain(model):
+    for layer in flat_layers(model):
         if isinstance(layer, layers.BatchNormalization):
             if layer.gamma is not None:
                 layer.gamma.assign(rng.normal(1.0, 0.02, layer.gamma.shape).astype(np.float32))
@@ -272,12 +272,12 @@ def build_tutorial_discriminator() -> keras.Model:
 
 
 # ----------------------------------------------------------------------------- guidelines
-def _chain(model: keras.Model) -> list:
+def flat_layers(model: keras.Model) -> list:
     """The model's layers in order, nested models (blocks) opened up, Input layers left out."""
     out = []
     for layer in model.layers:
         if isinstance(layer, keras.Model):
-            out += _chain(layer)
+            out += flat_layers(layer)
         elif not isinstance(layer, layers.InputLayer):
             out.append(layer)
     return out
@@ -303,7 +303,7 @@ def _followed_by_batch_norm(chain, index) -> bool:
 
 def guideline_checks(generator: keras.Model, discriminator: keras.Model) -> list[tuple[str, bool, str]]:
     """The DCGAN paper's five guidelines checked on two models: (guideline, holds, evidence)."""
-    g, d = _chain(generator), _chain(discriminator)
+    g, d = flat_layers(generator), flat_layers(discriminator)
     pooling = [l.name for l in g + d if "Pooling" in type(l).__name__ or isinstance(l, layers.UpSampling2D)]
     g_up = [l for l in g if isinstance(l, layers.Conv2DTranspose)]
     d_down = [l for l in d if isinstance(l, layers.Conv2D) and not isinstance(l, layers.Conv2DTranspose)]

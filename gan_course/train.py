@@ -65,6 +65,7 @@ import tensorflow as tf
 from gan_course import losses as gan_losses
 from gan_course.batchnorm import fuse_batch_norms
 from gan_course.i18n import N_, _
+from gan_course.models import flat_layers
 
 METRICS = ("d_loss", "g_loss", "D(x)", "D(G(z))")
 UPDATES = ("alternating", "simultaneous")
@@ -131,8 +132,7 @@ def auto_jit_compile() -> bool:
 
 
 def _has_batch_norm(model) -> bool:
-    return any(isinstance(layer, keras.layers.BatchNormalization) or
-               (isinstance(layer, keras.Model) and _has_batch_norm(layer)) for layer in model.layers)
+    return any(isinstance(layer, keras.layers.BatchNormalization) for layer in flat_layers(model))
 
 
 def per_replica_scale(loss):

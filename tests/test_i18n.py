@@ -261,12 +261,18 @@ def test_translations_keep_formulas_and_code():
     assert not problems, "\n".join(problems)
 
 
+# An ASCII comma, colon or semicolon in Chinese prose: after or before a Chinese character, or glued
+# to the next word ("Chintala,2016", "**不用池化**:D"; "批大小 128,6,000 步" reads as one number).
+# Thousands separators, times, URLs, and code (spans, calls, slices, tuples such as `(n,)`) are not prose.
+_ASCII_IN_CHINESE = re.compile(r"[\u4e00-\u9fff][,;:]|[,;:](?=[\u4e00-\u9fff（])|[,;](?=[^\s\d)\]\"'])"
+                               r"|,(?=\d)(?!\d{3}(?!\d))|(?<!\d):(?=[^\s/:=<\"')\]])")
+
+
 def test_chinese_text_uses_chinese_punctuation():
-    """A comma, colon or semicolon right after a Chinese character is the full-width one."""
-    ascii_after_han = re.compile(r"[\u4e00-\u9fff][,;:]")
+    """Chinese prose takes the full-width comma, colon and semicolon."""
     paths = [LIBRARY_PO, *sorted((CATALOGUES / "zh").glob("*.po"))]
     bad = [f"{p.name}: {text[:60]!r}" for p in paths for e in polib.pofile(str(p)) for text in _translations(e)
-           if ascii_after_han.search(_CODE.sub(" ", text))]
+           if HAN.search(text) and _ASCII_IN_CHINESE.search(re.sub(r"\[[^\]\n]*\]", " ", _CODE.sub(" ", text)))]
     assert not bad, "\n".join(bad)
 
 

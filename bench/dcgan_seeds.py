@@ -10,8 +10,8 @@ lab's bar asks, with the lab's own calls: `metrics.evaluate` (the Fréchet dista
 `metrics_samples` samples and its real-vs-real baseline) and the class shares of
 `dcgan_histogram_samples` samples.  The bar: the distance at most 5x the baseline and every
 digit at least 5% of the samples, on every seed.  A quality figure, not a speed one: every
-seed is reported.  `--precision`, `--ema-decay` and `--learning-rate` try a recipe other
-than the lab's (the record says which).
+seed is reported.  `--precision`, `--ema-decay`, `--learning-rate`, `--schedule`, `--batch`,
+`--loss` and `--beta-2` try a recipe other than the lab's (the record says which).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ SHARE_BAR = 0.05  # every digit at least 5% of the samples
 
 def seed_table(seeds, steps: int | None = None, precision: str = "lab", ema_decay: float | None = None,
                learning_rate: float | None = None, schedule: str = "constant", batch: int | None = None,
-               log=print) -> dict:
+               loss: str = "non_saturating", beta_2: float = 0.999, log=print) -> dict:
     """Train lab 03's DCGAN once per seed; rows and the bar's figures."""
     import contextlib
 
@@ -64,11 +64,17 @@ def seed_table(seeds, steps: int | None = None, precision: str = "lab", ema_deca
             return keras.optimizers.schedules.PolynomialDecay(learning_rate, steps, learning_rate / 10)
         return learning_rate
 
+    smoothing = 0.1 if loss != "hinge" else 0.0  # the hinge loss has no target to smooth
+
     def make():
         with block():
-            return train.make_gan(dcgan.build_lab_generator(P.dcgan_latent_dim, P.dcgan_g_filters),
-                                  models.build_discriminator(images.x.shape[1:], P.dcgan_d_filters),
-                                  label_smoothing=0.1, learning_rate=step_size(), ema_decay=ema_decay)
+            gan = train.make_gan(dcgan.build_lab_generator(P.dcgan_latent_dim, P.dcgan_g_filters),
+                                 models.build_discriminator(images.x.shape[1:], P.dcgan_d_filters),
+                                 loss=loss, label_smoothing=smoothing, learning_rate=step_size(), ema_decay=ema_decay)
+            if beta_2 != 0.999:  # Adam's default, which make_gan uses
+                gan.compile(d_optimizer=keras.optimizers.Adam(step_size(), beta_1=0.5, beta_2=beta_2),
+                            g_optimizer=keras.optimizers.Adam(step_size(), beta_1=0.5, beta_2=beta_2))
+            return gan
 
     rows, compute = [], None
     for seed in seeds:
@@ -98,7 +104,8 @@ def seed_table(seeds, steps: int | None = None, precision: str = "lab", ema_deca
     met = all(row["ratio"] <= FRECHET_BAR and row["smallest_share"] >= SHARE_BAR for row in rows)
     return {"dcgan_profile": P.name, "dcgan_data": images.title, "dcgan_compute_dtype": compute,
             "dcgan_recipe": {"steps": steps, "batch": batch, "learning_rate": learning_rate,
-                             "schedule": schedule, "ema_decay": ema_decay, "label_smoothing": 0.1,
+                             "schedule": schedule, "ema_decay": ema_decay, "loss": loss, "label_smoothing": smoothing,
+                             "beta_2": beta_2,
                              "g_filters": list(P.dcgan_g_filters), "d_filters": list(P.dcgan_d_filters)},
             "dcgan_seeds": rows,
             "dcgan_bar": f"Fréchet distance <= {FRECHET_BAR:g}x the real-vs-real baseline and every digit "
@@ -118,6 +125,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="default: the profile's dcgan_batch")
     parser.add_argument("--schedule", default="constant", choices=("constant", "linear", "cosine"),
                         help="the step size over the run: constant (the lab's), or decayed to a tenth")
+    parser.add_argument("--loss", default="non_saturating", choices=("non_saturating", "hinge"),
+                        help="the GAN loss (the lab's: non_saturating; hinge trains without label smoothing)")
+    parser.add_argument("--beta-2", type=float, default=0.999, help="Adam's beta_2 for both players")
     parser.add_argument("--json", help="also write the table to this file")
     args = parser.parse_args()
 
@@ -126,7 +136,7 @@ def main() -> None:
     os.environ[config.ENV_PROFILE] = args.profile
     config.setup(quiet=True)
     table = seed_table(args.seeds, args.steps, args.precision, args.ema_decay, args.learning_rate,
-                        args.schedule, args.batch)
+                        args.schedule, args.batch, args.loss, args.beta_2)
     print(f"ratios {[row['ratio'] for row in table['dcgan_seeds']]}; bar ({table['dcgan_bar']}) met: "
           f"{table['dcgan_bar_met']}")
     if args.json:

@@ -37,7 +37,7 @@ def seed_table(seeds, steps: int | None = None, precision: str = "lab", ema_deca
     import keras
     import numpy as np
 
-    from gan_course import config, data, dcgan, metrics, models, train
+    from gan_course import config, data, dcgan, losses, metrics, models, train
 
     P = config.profile()
     steps = steps or P.dcgan_steps
@@ -64,17 +64,14 @@ def seed_table(seeds, steps: int | None = None, precision: str = "lab", ema_deca
             return keras.optimizers.schedules.PolynomialDecay(learning_rate, steps, learning_rate / 10)
         return learning_rate
 
-    smoothing = 0.1 if loss != "hinge" else 0.0  # the hinge loss has no target to smooth
+    smoothing = 0.1 if losses.LOSSES[loss][2] else 0.0  # the lab's, where the loss has a target to smooth
 
     def make():
         with block():
-            gan = train.make_gan(dcgan.build_lab_generator(P.dcgan_latent_dim, P.dcgan_g_filters),
-                                 models.build_discriminator(images.x.shape[1:], P.dcgan_d_filters),
-                                 loss=loss, label_smoothing=smoothing, learning_rate=step_size(), ema_decay=ema_decay)
-            if beta_2 != 0.999:  # Adam's default, which make_gan uses
-                gan.compile(d_optimizer=keras.optimizers.Adam(step_size(), beta_1=0.5, beta_2=beta_2),
-                            g_optimizer=keras.optimizers.Adam(step_size(), beta_1=0.5, beta_2=beta_2))
-            return gan
+            return train.make_gan(dcgan.build_lab_generator(P.dcgan_latent_dim, P.dcgan_g_filters),
+                                  models.build_discriminator(images.x.shape[1:], P.dcgan_d_filters),
+                                  loss=loss, label_smoothing=smoothing, learning_rate=step_size(),
+                                  ema_decay=ema_decay, beta_2=beta_2)
 
     rows, compute = [], None
     for seed in seeds:
@@ -114,6 +111,11 @@ def seed_table(seeds, steps: int | None = None, precision: str = "lab", ema_deca
 
 
 def main() -> None:
+    from gan_course import tflog
+
+    tflog.import_tensorflow()  # without its start-up notices: the loss names come from gan_course.losses
+    from gan_course import losses
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="cpu", choices=("smoke", "cpu", "gpu"))
     parser.add_argument("--steps", type=int, default=None, help="default: the profile's dcgan_steps")
@@ -125,7 +127,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="default: the profile's dcgan_batch")
     parser.add_argument("--schedule", default="constant", choices=("constant", "linear", "cosine"),
                         help="the step size over the run: constant (the lab's), or decayed to a tenth")
-    parser.add_argument("--loss", default="non_saturating", choices=("non_saturating", "hinge"),
+    parser.add_argument("--loss", default="non_saturating", choices=sorted(losses.LOSSES),
                         help="the GAN loss (the lab's: non_saturating; hinge trains without label smoothing)")
     parser.add_argument("--beta-2", type=float, default=0.999, help="Adam's beta_2 for both players")
     parser.add_argument("--json", help="also write the table to this file")

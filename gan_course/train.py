@@ -416,13 +416,13 @@ class GAN(keras.Model):
 def make_gan(generator: keras.Model, discriminator: keras.Model, loss="non_saturating",
              label_smoothing: float = 0.0, learning_rate: float = 2e-4, beta_1: float = 0.5,
              fuse_discriminator="auto", reuse_generated: bool = True, update: str = "alternating",
-             ema_decay: float | None = None, fused_batch_norm: bool = True) -> GAN:
-    """A compiled GAN with one Adam optimizer per network."""
+             ema_decay: float | None = None, fused_batch_norm: bool = True, beta_2: float = 0.999) -> GAN:
+    """A compiled GAN with one Adam optimizer per network (`beta_2`: Adam's default unless given)."""
     gan = GAN(generator, discriminator, loss=loss, label_smoothing=label_smoothing,
               fuse_discriminator=fuse_discriminator, reuse_generated=reuse_generated, update=update,
               ema_decay=ema_decay, fused_batch_norm=fused_batch_norm)
-    gan.compile(d_optimizer=keras.optimizers.Adam(learning_rate, beta_1=beta_1),
-                g_optimizer=keras.optimizers.Adam(learning_rate, beta_1=beta_1))
+    gan.compile(d_optimizer=keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=beta_2),
+                g_optimizer=keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=beta_2))
     return gan
 
 

@@ -436,3 +436,10 @@ def test_labelled_batches_keep_each_label_with_its_image(tmp_path):
         train.image_batches(images, 4, labels=labels[:9])
     with pytest.raises(ValueError, match="labels=True"):
         train.image_batches(images, 4, labels=True)
+
+
+def test_make_gan_passes_adam_betas_to_both_players():
+    g, d = models.build_dcgan("mnist", latent_dim=LATENT, **TINY)
+    gan = train.make_gan(g, d, beta_1=0.0, beta_2=0.99)
+    for optimizer in (gan.d_optimizer, gan.g_optimizer):
+        assert (optimizer.beta_1, optimizer.beta_2) == (0.0, 0.99)

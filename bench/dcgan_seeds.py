@@ -11,7 +11,7 @@ lab's bar asks, with the lab's own calls: `metrics.evaluate` (the Fréchet dista
 `dcgan_histogram_samples` samples.  The bar: the distance at most 5x the baseline and every
 digit at least 5% of the samples, on every seed.  A quality figure, not a speed one: every
 seed is reported.  `--precision`, `--ema-decay`, `--learning-rate`, `--schedule`, `--batch`,
-`--loss` and `--beta-2` try a recipe other than the lab's (the record says which).
+`--loss`, `--beta-2`, `--g-filters` and `--d-filters` try a recipe other than the lab's (the record says which).
 """
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ SHARE_BAR = 0.05  # every digit at least 5% of the samples
 
 def seed_table(seeds, steps: int | None = None, precision: str = "lab", ema_decay: float | None = None,
                learning_rate: float | None = None, schedule: str = "constant", batch: int | None = None,
-               loss: str = "non_saturating", beta_2: float = 0.999, log=print) -> dict:
+               loss: str = "non_saturating", beta_2: float = 0.999, g_filters=None, d_filters=None,
+               log=print) -> dict:
     """Train lab 03's DCGAN once per seed; rows and the bar's figures."""
     import contextlib
 
@@ -44,6 +45,8 @@ def seed_table(seeds, steps: int | None = None, precision: str = "lab", ema_deca
     ema_decay = P.dcgan_ema_decay if ema_decay is None else ema_decay
     learning_rate = learning_rate or P.dcgan_learning_rate
     batch = batch or P.dcgan_batch
+    g_filters = tuple(g_filters or P.dcgan_g_filters)
+    d_filters = tuple(d_filters or P.dcgan_d_filters)
     images = data.load("mnist", limit=P.dcgan_train_limit, quiet=True)
     classifier = metrics.load_classifier("mnist", quiet=True)
     test = data.load("mnist", "test", quiet=True)
@@ -68,8 +71,8 @@ def seed_table(seeds, steps: int | None = None, precision: str = "lab", ema_deca
 
     def make():
         with block():
-            return train.make_gan(dcgan.build_lab_generator(P.dcgan_latent_dim, P.dcgan_g_filters),
-                                  models.build_discriminator(images.x.shape[1:], P.dcgan_d_filters),
+            return train.make_gan(dcgan.build_lab_generator(P.dcgan_latent_dim, g_filters),
+                                  models.build_discriminator(images.x.shape[1:], d_filters),
                                   loss=loss, label_smoothing=smoothing, learning_rate=step_size(),
                                   ema_decay=ema_decay, beta_2=beta_2)
 
@@ -103,7 +106,7 @@ def seed_table(seeds, steps: int | None = None, precision: str = "lab", ema_deca
             "dcgan_recipe": {"steps": steps, "batch": batch, "learning_rate": learning_rate,
                              "schedule": schedule, "ema_decay": ema_decay, "loss": loss, "label_smoothing": smoothing,
                              "beta_2": beta_2,
-                             "g_filters": list(P.dcgan_g_filters), "d_filters": list(P.dcgan_d_filters)},
+                             "g_filters": list(g_filters), "d_filters": list(d_filters)},
             "dcgan_seeds": rows,
             "dcgan_bar": f"Fréchet distance <= {FRECHET_BAR:g}x the real-vs-real baseline and every digit "
                          f">= {SHARE_BAR:.0%} of {P.dcgan_histogram_samples:,} samples, on every seed",
@@ -130,6 +133,8 @@ def main() -> None:
     parser.add_argument("--loss", default="non_saturating", choices=sorted(losses.LOSSES),
                         help="the GAN loss (the lab's: non_saturating; hinge trains without label smoothing)")
     parser.add_argument("--beta-2", type=float, default=0.999, help="Adam's beta_2 for both players")
+    parser.add_argument("--g-filters", type=int, nargs=2, default=None, help="G's two widths (default: the profile's)")
+    parser.add_argument("--d-filters", type=int, nargs=2, default=None, help="D's two widths (default: the profile's)")
     parser.add_argument("--json", help="also write the table to this file")
     args = parser.parse_args()
 
@@ -138,7 +143,7 @@ def main() -> None:
     os.environ[config.ENV_PROFILE] = args.profile
     config.setup(quiet=True)
     table = seed_table(args.seeds, args.steps, args.precision, args.ema_decay, args.learning_rate,
-                        args.schedule, args.batch, args.loss, args.beta_2)
+                        args.schedule, args.batch, args.loss, args.beta_2, args.g_filters, args.d_filters)
     print(f"ratios {[row['ratio'] for row in table['dcgan_seeds']]}; bar ({table['dcgan_bar']}) met: "
           f"{table['dcgan_bar_met']}")
     if args.json:

@@ -26,7 +26,8 @@ ERROR_BAR = 0.10  # issue 16: median categorical-code error over 4 seeds at most
 MI_BAR = 2.2  # nats
 
 
-def seed_table(seeds, steps: int | None = None, info_weight: float = 1.0, log=print) -> dict:
+def seed_table(seeds, steps: int | None = None, info_weight: float = 1.0, continuous_weight: float = 1.0,
+               log=print) -> dict:
     """Train lab 05's InfoGAN once per seed; rows and the bar's figures (median error, MI bound)."""
     import keras
     import numpy as np
@@ -46,7 +47,7 @@ def seed_table(seeds, steps: int | None = None, info_weight: float = 1.0, log=pr
             def make():  # as lab 05 builds it: bfloat16 arithmetic where the CPU has it
                 with train.precision():
                     return infogan.make_infogan(P.infogan_g_widths, P.infogan_d_widths, P.infogan_q_width,
-                                                info_weight=info_weight)
+                                                info_weight=info_weight, continuous_weight=continuous_weight)
 
             trainer = train.Trainer(
                 make, Path(folder), sample_every=steps, num_samples=100, progress=False, quiet=True,
@@ -66,7 +67,8 @@ def seed_table(seeds, steps: int | None = None, info_weight: float = 1.0, log=pr
     errors = [row["test_error"] for row in rows]
     median = float(np.median(errors))
     return {"infogan_profile": P.name, "infogan_data": images.title, "infogan_precision": train.auto_precision(),
-            "infogan_info_weight": info_weight, "infogan_seeds": rows,
+            "infogan_info_weight": info_weight, "infogan_continuous_weight": continuous_weight,
+            "infogan_seeds": rows,
             "infogan_error_median": round(median, 4),
             "infogan_mi_bound_min": min(row["mi_bound"] for row in rows),
             "infogan_bar": f"median error <= {ERROR_BAR:.0%} over the seeds, MI bound >= {MI_BAR} nats",
@@ -80,6 +82,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--info-weight", type=float, default=1.0,
                         help="lambda, the weight of L_I in both players' losses (the lab's: 1)")
+    parser.add_argument("--continuous-weight", type=float, default=1.0,
+                        help="the weight of the continuous codes' term inside L_I (the lab's: 1)")
     parser.add_argument("--json", help="also write the table to this file")
     args = parser.parse_args()
 
@@ -87,7 +91,7 @@ def main() -> None:
 
     os.environ[config.ENV_PROFILE] = args.profile
     config.setup(quiet=True)
-    table = seed_table(args.seeds, args.steps, args.info_weight)
+    table = seed_table(args.seeds, args.steps, args.info_weight, args.continuous_weight)
     print(f"median error {table['infogan_error_median']:.1%}; bar ({table['infogan_bar']}) met: "
           f"{table['infogan_bar_met']}")
     if args.json:

@@ -50,7 +50,8 @@ SIZES: dict[str, tuple] = {
     # generator's weights (decay 0.99) gets there in about half the steps (bench/RESULTS.md).
     "dcgan_learning_rate": (2e-4, 1e-3, 2e-4),
     "dcgan_ema_decay": (0.9, 0.99, 0.999),
-    # 2,750 laptop steps, not 2,500: 4.3-4.9x the real baseline on three seeds instead of 4.3-5.1x.
+    # 2,750 laptop steps, not 2,500: 4.3-4.9x the real baseline on seeds 0-2 instead of 4.3-5.1x
+    # (not on every seed: seed 3 gives 5.6x; bench/RESULTS.md).
     "dcgan_steps": (400, 2750, 6000),
     "dcgan_sample_every": (100, 100, 300),
     "dcgan_eval_every": (200, 250, 1000),

@@ -27,7 +27,7 @@ MI_BAR = 2.2  # nats
 
 
 def seed_table(seeds, steps: int | None = None, info_weight: float = 1.0, continuous_weight: float = 1.0,
-               log=print) -> dict:
+               augment_weight: float | None = None, log=print) -> dict:
     """Train lab 05's InfoGAN once per seed; rows and the bar's figures (median error, MI bound)."""
     import keras
     import numpy as np
@@ -36,6 +36,7 @@ def seed_table(seeds, steps: int | None = None, info_weight: float = 1.0, contin
 
     P = config.profile()
     steps = steps or P.infogan_steps
+    augment_weight = infogan.AUGMENT_WEIGHT if augment_weight is None else augment_weight
     images = data.load("mnist", limit=P.infogan_train_limit, quiet=True)
     test = data.load("mnist", "test", quiet=True)
     eval_images = data.load("mnist", limit=P.infogan_eval_images, quiet=True)
@@ -47,7 +48,8 @@ def seed_table(seeds, steps: int | None = None, info_weight: float = 1.0, contin
             def make():  # as lab 05 builds it: bfloat16 arithmetic where the CPU has it
                 with train.precision():
                     return infogan.make_infogan(P.infogan_g_widths, P.infogan_d_widths, P.infogan_q_width,
-                                                info_weight=info_weight, continuous_weight=continuous_weight)
+                                                info_weight=info_weight, continuous_weight=continuous_weight,
+                                                augment_weight=augment_weight)
 
             trainer = train.Trainer(
                 make, Path(folder), sample_every=steps, num_samples=100, progress=False, quiet=True,
@@ -68,6 +70,7 @@ def seed_table(seeds, steps: int | None = None, info_weight: float = 1.0, contin
     median = float(np.median(errors))
     return {"infogan_profile": P.name, "infogan_data": images.title, "infogan_precision": train.auto_precision(),
             "infogan_info_weight": info_weight, "infogan_continuous_weight": continuous_weight,
+            "infogan_augment_weight": augment_weight,
             "infogan_seeds": rows,
             "infogan_error_median": round(median, 4),
             "infogan_mi_bound_min": min(row["mi_bound"] for row in rows),
@@ -84,6 +87,9 @@ def main() -> None:
                         help="lambda, the weight of L_I in both players' losses (the lab's: 1)")
     parser.add_argument("--continuous-weight", type=float, default=1.0,
                         help="the weight of the continuous codes' term inside L_I (the lab's: 1)")
+    parser.add_argument("--augment-weight", type=float, default=None,
+                        help="the weight of Q's code on turned, scaled and shifted fakes (the lab's: "
+                             "infogan.AUGMENT_WEIGHT; 0 trains without it)")
     parser.add_argument("--json", help="also write the table to this file")
     args = parser.parse_args()
 
@@ -91,7 +97,7 @@ def main() -> None:
 
     os.environ[config.ENV_PROFILE] = args.profile
     config.setup(quiet=True)
-    table = seed_table(args.seeds, args.steps, args.info_weight, args.continuous_weight)
+    table = seed_table(args.seeds, args.steps, args.info_weight, args.continuous_weight, args.augment_weight)
     print(f"median error {table['infogan_error_median']:.1%}; bar ({table['infogan_bar']}) met: "
           f"{table['infogan_bar_met']}")
     if args.json:

@@ -46,6 +46,10 @@ NOISE_DIM = 62
 LN10 = math.log(NUM_CATEGORIES)  # H(c) of a uniform Cat(10), the most the categorical bound can reach
 LEAKY_SLOPE = 0.1  # the InfoGAN paper's leaky ReLU
 WEIGHT_INIT = keras.initializers.RandomNormal(stddev=0.02)
+# Q's categorical code must also be read from a rotated, rescaled, shifted copy of each fake
+# (`augment_digits`), with this weight in G and Q's loss: measured in bench/RESULTS.md.
+AUGMENT_WEIGHT = 0.3
+AUGMENT_DEGREES, AUGMENT_SCALE, AUGMENT_SHIFT = 15.0, (0.85, 1.15), 2.0
 # The hand-out's ablations: which of loss_cr (real images) and loss_cf (fakes) each run keeps.
 ACGAN_ABLATIONS = {"full": (True, True), "drop loss_cr": (False, True), "drop loss_cf": (True, False)}
 
@@ -235,6 +239,35 @@ def matched_accuracy(predicted, labels, num_classes=NUM_CATEGORIES):
     """Accuracy (a float) of predicted codes after the one-to-one code -> label matching that maximises it."""
 
 
+# ----------------------------------------------------------------------------- augmentation
+def augment_digits(images, max_degrees: float = AUGMENT_DEGREES, scale_range=AUGMENT_SCALE,
+                   max_shift: float = AUGMENT_SHIFT, fill_value: float = -1.0):
+    """Each image turned by up to `max_degrees`, scaled within `scale_range` and shifted by up to `max_shift`
+    pixels about its centre, at random: a change of pose that keeps which digit it is.
+
+    One affine resampling per image (`keras.ops.image.affine_transform`, bilinear), differentiable with
+    respect to the images, so a loss on the copies reaches the generator that drew them.  Keras' RandomRotation,
+    RandomZoom and RandomTranslation layers would resample three times (three blurs of a 28x28 stroke), hence the
+    one composed matrix here.  Uncovered pixels get `fill_value` (the background of images in [-1, 1]).
+    """
+    x = tf.cast(images, tf.float32)
+    n = tf.shape(x)[0]
+    height, width = x.shape[1], x.shape[2]
+    angle = tf.random.uniform((n,), -max_degrees, max_degrees) * (math.pi / 180.0)
+    scale = tf.random.uniform((n,), *scale_range)
+    shift = tf.random.uniform((n, 2), -max_shift, max_shift)
+    # The transform maps each output pixel (x, y) to the input point it reads: rotate by -angle and
+    # divide by the scale about the centre, then undo the shift.
+    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    zero = tf.zeros((n,))
+    transform = tf.stack([cos, -sin, cx - cos * cx + sin * cy - shift[:, 0],
+                          sin, cos, cy - sin * cx - cos * cy - shift[:, 1], zero, zero], axis=1)
+    moved = keras.ops.image.affine_transform(x, transform, interpolation="bilinear", fill_mode="constant",
+                                             fill_value=fill_value)
+    return tf.cast(moved, images.dtype)
+
+
 # ----------------------------------------------------------------------------- networks
 def _batch_norm(name=None):
     return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
@@ -332,15 +365,24 @@ class InfoGAN(GAN):
 
     `trunk_learns_info=True` is the authors' released code instead: D's step minimises
     d_loss + info_weight * L_I over the trunk, D's head and Q's head (D's optimizer), so
-    the trunk also learns features that help Q, and the G step moves G alone.  Metrics:
-    `d_loss`, `g_loss`, `info_loss` (L_I), `cat_ce`, `cont_nll`, `mi_bound` (ln 10 -
-    cat_ce, nats), `D(x)`, `D(G(z))`.
+    the trunk also learns features that help Q, and the G step moves G alone.
+
+    `augment_weight` > 0 adds to the G step Q's categorical cross-entropy on a copy of the
+    fakes turned, scaled and shifted at random (`augment_digits`), with that weight: the
+    category must survive a change of pose, so G cannot spend it on slant or size (one
+    digit split over two codes, two digits then sharing one), and a digit's identity is what is
+    left to carry it.  The identity-preserving transformations of Elastic-InfoGAN (Ojha et
+    al. 2020), as a cross-entropy.  The copies go through the trunk in a call of their own
+    (its batch norm sees fakes or copies, never both).  Metrics: `d_loss`, `g_loss`,
+    `info_loss` (L_I), `cat_ce`, `cont_nll`, `mi_bound` (ln 10 - cat_ce, nats), `D(x)`,
+    `D(G(z))`, and `augment_ce` when augmenting.
     """
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, q_head: keras.Model,
                  num_categories: int = NUM_CATEGORIES, num_continuous: int = NUM_CONTINUOUS, noise_dim: int = NOISE_DIM,
                  continuous_weight: float = 1.0, info_weight: float = 1.0, latent_fn=infogan_latent,
-                 info_loss_fn=information_loss, trunk_learns_info: bool = False, **kwargs):
+                 info_loss_fn=information_loss, trunk_learns_info: bool = False,
+                 augment_weight: float = AUGMENT_WEIGHT, **kwargs):
         latent_dim = num_categories + num_continuous + noise_dim
         if generator.input_shape[-1] != latent_dim:
             raise ValueError(_("G takes {inputs} inputs; the latent has {categories} + {continuous} + {noise} = {total}").format(
@@ -354,6 +396,7 @@ class InfoGAN(GAN):
         self.continuous_weight, self.info_weight = float(continuous_weight), float(info_weight)
         self.latent_fn, self.info_loss_fn = latent_fn, info_loss_fn
         self.trunk_learns_info = bool(trunk_learns_info)
+        self.augment_weight = float(augment_weight)
 
     def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
         """The paper's Adam: D 2e-4, G and Q 1e-3, beta_1 = 0.5, unless given."""
@@ -449,7 +492,12 @@ class InfoGAN(GAN):
             g_loss = self.g_loss_fn(fake_logits)
             info_loss = tf.cast(self.info_loss_fn(category_logits, categories, code_means, continuous,
                                                   self.continuous_weight), tf.float32)
-            scaled = self.g_optimizer.scale_loss(per_replica_scale(g_loss + self.info_weight * info_loss))
+            objective = g_loss + self.info_weight * info_loss
+            if self.augment_weight:
+                moved_logits, _ = self.q_head(self.trunk(augment_digits(fake_images), training=True), training=True)
+                augment_ce = categorical_cross_entropy(moved_logits, categories)
+                objective += self.augment_weight * augment_ce
+            scaled = self.g_optimizer.scale_loss(per_replica_scale(objective))
         image_grads, *q_grads = tape.gradient(scaled, [fake_images] + q_variables)
         g_grads = generator_tape.gradient(fake_images, self.generator.trainable_variables,
                                           output_gradients=image_grads)
@@ -457,6 +505,7 @@ class InfoGAN(GAN):
 
         cat_ce = categorical_cross_entropy(category_logits, categories)
         cont_nll = tf.reduce_mean(0.5 * tf.reduce_sum(tf.square(continuous - tf.cast(code_means, tf.float32)), -1))
+        extra = {"augment_ce": augment_ce} if self.augment_weight else {}
         return {
             "d_loss": d_loss,
             "g_loss": g_loss,
@@ -466,18 +515,21 @@ class InfoGAN(GAN):
             "mi_bound": math.log(self.num_categories) - cat_ce,
             "D(x)": tf.reduce_mean(tf.sigmoid(tf.cast(real_logits, tf.float32))),
             "D(G(z))": tf.reduce_mean(tf.sigmoid(tf.cast(fake_logits, tf.float32))),
+            **extra,
         }
 
 
 def make_infogan(generator_widths=(1024, 128, 64), discriminator_widths=(64, 128, 1024), q_width: int = 128,
                  latent_fn=infogan_latent, info_loss_fn=information_loss, continuous_weight: float = 1.0,
                  d_learning_rate: float = 2e-4, g_learning_rate: float = 1e-3,
-                 trunk_learns_info: bool = False, info_weight: float = 1.0) -> InfoGAN:
+                 trunk_learns_info: bool = False, info_weight: float = 1.0,
+                 augment_weight: float = AUGMENT_WEIGHT) -> InfoGAN:
     """A compiled InfoGAN with the paper's MNIST networks at the given widths."""
     generator = build_generator(NUM_CATEGORIES + NUM_CONTINUOUS + NOISE_DIM, generator_widths)
     discriminator, q_head = build_infogan_discriminator(discriminator_widths, q_width)
     gan = InfoGAN(generator, discriminator, q_head, latent_fn=latent_fn, info_loss_fn=info_loss_fn,
-                  continuous_weight=continuous_weight, info_weight=info_weight, trunk_learns_info=trunk_learns_info)
+                  continuous_weight=continuous_weight, info_weight=info_weight, trunk_learns_info=trunk_learns_info,
+                  augment_weight=augment_weight)
     gan.compile(keras.optimizers.Adam(d_learning_rate, beta_1=0.5), keras.optimizers.Adam(g_learning_rate, beta_1=0.5))
     return gan
 

@@ -166,14 +166,94 @@ def test_trunk_learns_info_moves_q_with_d_and_adds_l_i_to_the_trunks_update():
 
 
 def test_info_weight_scales_l_i_in_the_step():
-    # lambda = 0 leaves Q without a gradient (Adam then moves it by nothing); lambda = 1 moves it.
+    # lambda = 0 (and no augmented term) leaves Q without a gradient (Adam then moves it by nothing);
+    # lambda = 1 moves it.
     for weight, q_moves in ((0.0, False), (1.0, True)):
         keras.utils.set_random_seed(0)
-        gan = infogan.make_infogan(**TINY, info_weight=weight)
+        gan = infogan.make_infogan(**TINY, info_weight=weight, augment_weight=0.0)
         assert gan.info_weight == weight
         q_before = _weights(gan.q_head)
         gan.train_step(tf.constant(_images(8)))
         assert _changed(q_before, gan.q_head) == q_moves, weight
+
+
+def _dot(size=28, row=13, col=13):
+    image = -np.ones((1, size, size, 1), np.float32)
+    image[0, row:row + 2, col:col + 2, 0] = 1.0
+    return image
+
+
+def _centre_of_mass(images):
+    mass = np.asarray(images, np.float64)[..., 0] + 1.0  # background -1 weighs nothing
+    rows, cols = np.indices(mass.shape[1:])
+    total = mass.sum(axis=(1, 2))
+    return np.stack([(mass * rows).sum(axis=(1, 2)) / total, (mass * cols).sum(axis=(1, 2)) / total], 1)
+
+
+def test_augment_digits_without_ranges_is_the_identity():
+    images = _images(5)
+    same = infogan.augment_digits(tf.constant(images), max_degrees=0.0, scale_range=(1.0, 1.0), max_shift=0.0)
+    np.testing.assert_allclose(np.asarray(same), images, atol=1e-5)
+
+
+def test_augment_digits_turns_about_the_centre_and_shifts_by_at_most_max_shift():
+    # Turned and scaled, a dot at the centre stays at the centre; shifted, it moves by at most max_shift.
+    dots = np.repeat(_dot(row=13, col=13), 64, axis=0)
+    tf.random.set_seed(0)
+    turned = np.asarray(infogan.augment_digits(tf.constant(dots), max_degrees=40.0, scale_range=(0.8, 1.2),
+                                               max_shift=0.0))
+    np.testing.assert_allclose(_centre_of_mass(turned), 13.5, atol=0.05)
+    shifted = np.asarray(infogan.augment_digits(tf.constant(dots), max_degrees=0.0, scale_range=(1.0, 1.0),
+                                                max_shift=2.0))
+    offsets = _centre_of_mass(shifted) - 13.5
+    assert np.abs(offsets).max() <= 2.0 + 1e-4
+    assert np.abs(offsets).max() > 1.0, "no image was shifted"
+    assert len({tuple(np.round(o, 3)) for o in offsets}) > 60, "the images did not get their own shifts"
+    # Off centre, a turn moves a dot along a circle about the centre.
+    ring = np.asarray(infogan.augment_digits(tf.constant(np.repeat(_dot(row=3, col=13), 64, axis=0)),
+                                             max_degrees=30.0, scale_range=(1.0, 1.0), max_shift=0.0))
+    radius = np.hypot(*(_centre_of_mass(ring) - 13.5).T)
+    np.testing.assert_allclose(radius, 10.0, atol=0.3)
+
+
+def test_augment_digits_keeps_shape_dtype_range_and_passes_gradients():
+    for dtype in (tf.float32, tf.bfloat16):
+        images = tf.constant(_images(4), dtype)
+        moved = infogan.augment_digits(images)
+        assert moved.shape == images.shape and moved.dtype == dtype
+        values = np.asarray(tf.cast(moved, tf.float32))
+        assert values.min() >= -1.0 - 1e-2 and values.max() <= 1.0 + 1e-2
+    images = tf.constant(_images(4))
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        loss = tf.reduce_sum(infogan.augment_digits(images) ** 2)
+    gradient = np.asarray(tape.gradient(loss, images))
+    assert np.isfinite(gradient).all() and np.abs(gradient).sum() > 0
+
+
+def test_the_augmented_term_reaches_g_and_q_and_is_logged():
+    def step(augment_weight, info_weight=1.0):
+        keras.utils.set_random_seed(0)
+        gan = infogan.make_infogan(**TINY, augment_weight=augment_weight, info_weight=info_weight)
+        before = {"G": _weights(gan.generator), "Q": _weights(gan.q_head)}
+        tf.random.set_seed(1)  # the same codes, noise and fakes in every run
+        metrics = {k: float(v) for k, v in gan.train_step(tf.constant(_images(8))).items()}
+        return gan, before, metrics
+
+    assert infogan.make_infogan(**TINY).augment_weight == infogan.AUGMENT_WEIGHT > 0
+    plain, _, plain_metrics = step(0.0)
+    assert "augment_ce" not in plain_metrics
+    augmented, _, metrics = step(0.3)
+    # An untrained Q reads the turned copies no better than the originals: near ln 10.
+    assert metrics["augment_ce"] == pytest.approx(math.log(10), abs=0.3)
+    # Same start, same batch: only the augmented term separates G's update in the two runs.
+    assert any(not np.allclose(a, b.numpy()) for a, b in
+               zip(_weights(plain.generator), augmented.generator.trainable_variables))
+    # Without L_I (lambda = 0) the augmented term alone still moves Q's categorical part, and only that.
+    alone, before, _ = step(0.3, info_weight=0.0)
+    moved = {v.path: not np.allclose(b, v.numpy()) for b, v in zip(before["Q"], alone.q_head.trainable_variables)}
+    assert moved["category_logits/kernel"] and moved["fc/kernel"], moved
+    assert not moved["code_means/kernel"], moved
 
 
 def test_trainer_checkpoints_and_resumes_the_q_head(tmp_path):

@@ -7,7 +7,9 @@ G(z, c); G and Q minimise the information loss L_I (cross-entropy of the categor
 plus a Gaussian negative log-likelihood of the continuous ones), which is a variational
 lower bound of the mutual information I(c; G(z, c)): H(c) - L_I, at most ln 10 = 2.30
 nats for the categorical code.  No label is ever shown: the categories that emerge are
-matched to digits afterwards (Hungarian assignment) to measure them as a classifier.
+matched to digits afterwards (Hungarian assignment) to measure them as a classifier.  One
+addition to the paper: Q must also read the category from turned, scaled and shifted copies
+of the fakes (`augment_digits`, after Elastic-InfoGAN), which keeps two digits from sharing it.
 
 AC-GAN (Odena et al. 2017) is the supervised cousin: G(z, class) and a discriminator that
 outputs a real/fake logit and 10 class logits.  The hand-out (001) defines the class

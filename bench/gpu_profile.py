@@ -243,7 +243,7 @@ def jobs(p, args):
             d = biggan.build_biggan_discriminator(10, shape, ch=ch)
             gan = biggan.BigGAN(g, d, latent, 10, ema_decay=p.biggan_ema_decay)
             gan.compile(d_optimizer=keras.optimizers.Adam(4e-4, beta_1=0.0, beta_2=0.9),
-                        g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.0, beta_2=0.9))
+                        g_optimizer=keras.optimizers.Adam(p.biggan_g_learning_rate, beta_1=0.0, beta_2=0.9))
             return gan
         return lambda: keras_job(build, train.image_batches(cx, batch, labels=cy), image_spec(batch, shape, True), args)
 

@@ -10,8 +10,9 @@ lab's bar asks, with the lab's own calls: `metrics.evaluate` (the Fréchet dista
 `metrics_samples` samples and its real-vs-real baseline) and the class shares of
 `dcgan_histogram_samples` samples.  The bar: the distance at most 5x the baseline and every
 digit at least 5% of the samples, on every seed.  A quality figure, not a speed one: every
-seed is reported.  `--precision`, `--ema-decay`, `--learning-rate`, `--schedule`, `--batch`,
-`--loss`, `--beta-2`, `--g-filters` and `--d-filters` try a recipe other than the lab's (the record says which).
+seed is reported, with the checkpoint metric at every evaluation.  `--precision`, `--ema-decay`,
+`--learning-rate`, `--g-learning-rate`, `--schedule`, `--batch`, `--loss`, `--beta-2`, `--g-filters`,
+`--d-filters`, `--d-dropout`, `--d-translate` and `--label-smoothing` try a recipe other than the lab's (the record says which).
 """
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ SHARE_BAR = 0.05  # every digit at least 5% of the samples
 def seed_table(seeds, steps: int | None = None, precision: str = "lab", ema_decay: float | None = None,
                learning_rate: float | None = None, schedule: str = "constant", batch: int | None = None,
                loss: str = "non_saturating", beta_2: float = 0.999, g_filters=None, d_filters=None,
-               log=print) -> dict:
+               d_dropout: float = 0.0, g_learning_rate: float | None = None, d_translate: int = 0,
+               label_smoothing: float | None = None, log=print) -> dict:
     """Train lab 03's DCGAN once per seed; rows and the bar's figures."""
     import contextlib
 
@@ -44,6 +46,7 @@ def seed_table(seeds, steps: int | None = None, precision: str = "lab", ema_deca
     steps = steps or P.dcgan_steps
     ema_decay = P.dcgan_ema_decay if ema_decay is None else ema_decay
     learning_rate = learning_rate or P.dcgan_learning_rate
+    g_learning_rate = g_learning_rate or learning_rate
     batch = batch or P.dcgan_batch
     g_filters = tuple(g_filters or P.dcgan_g_filters)
     d_filters = tuple(d_filters or P.dcgan_d_filters)
@@ -60,21 +63,33 @@ def seed_table(seeds, steps: int | None = None, precision: str = "lab", ema_deca
     def block():  # "lab": the lab's own precision (its DCGAN is built without a precision block)
         return contextlib.nullcontext("lab") if precision == "lab" else train.precision(precision)
 
-    def step_size():  # a fresh schedule per optimiser
+    def step_size(rate):  # a fresh schedule per optimiser
         if schedule == "cosine":
-            return keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.1)
+            return keras.optimizers.schedules.CosineDecay(rate, steps, alpha=0.1)
         if schedule == "linear":
-            return keras.optimizers.schedules.PolynomialDecay(learning_rate, steps, learning_rate / 10)
-        return learning_rate
+            return keras.optimizers.schedules.PolynomialDecay(rate, steps, rate / 10)
+        return rate
 
-    smoothing = 0.1 if losses.LOSSES[loss][2] else 0.0  # the lab's, where the loss has a target to smooth
+    smoothing = 0.1 if label_smoothing is None else label_smoothing  # the lab's: 0.1
+    smoothing = smoothing if losses.LOSSES[loss][2] else 0.0  # only where the loss has a target to smooth
+
+    def discriminator():
+        body = models.build_discriminator(images.x.shape[1:], d_filters, dropout=d_dropout)
+        if not d_translate:
+            return body
+        height, width = images.x.shape[1:3]  # D sees every image, real or generated, shifted at random
+        shift = keras.layers.RandomTranslation(d_translate / height, d_translate / width, fill_mode="constant",
+                                               fill_value=-1.0, interpolation="nearest")
+        return keras.Sequential([keras.Input(images.x.shape[1:]), shift, body])
 
     def make():
         with block():
-            return train.make_gan(dcgan.build_lab_generator(P.dcgan_latent_dim, g_filters),
-                                  models.build_discriminator(images.x.shape[1:], d_filters),
-                                  loss=loss, label_smoothing=smoothing, learning_rate=step_size(),
-                                  ema_decay=ema_decay, beta_2=beta_2)
+            gan = train.make_gan(dcgan.build_lab_generator(P.dcgan_latent_dim, g_filters), discriminator(),
+                                 loss=loss, label_smoothing=smoothing, learning_rate=step_size(learning_rate),
+                                 ema_decay=ema_decay, beta_2=beta_2)
+            if g_learning_rate != learning_rate:  # two time-scales: G's own step size
+                gan.g_optimizer.learning_rate = step_size(g_learning_rate)
+            return gan
 
     rows, compute = [], None
     for seed in seeds:
@@ -97,13 +112,16 @@ def seed_table(seeds, steps: int | None = None, precision: str = "lab", ema_deca
                      "frechet": round(float(frechet["generated"]), 3),
                      "baseline": round(float(frechet["real baseline"]), 3), "ratio": round(ratio, 2),
                      "smallest_share": round(float(shares.min()), 4), "smallest_digit": int(shares.argmin()),
-                     "train_s": round(seconds, 1)})
+                     "train_s": round(seconds, 1),
+                     "curve": [[e["step"], round(e["value"], 2)] for e in trainer.evaluations]})
         log(f"DCGAN seed {seed}: Fréchet distance {frechet['generated']:.2f} = {ratio:.2f}x the baseline "
             f"{frechet['real baseline']:.2f} (best step {best['step']}), smallest digit share {shares.min():.1%} "
-            f"(digit {shares.argmin()}), {seconds:.0f} s")
+            f"(digit {shares.argmin()}), {seconds:.0f} s; checkpoint metric by step "
+            f"{', '.join('%d: %.1f' % (e['step'], e['value']) for e in trainer.evaluations)}")
     met = all(row["ratio"] <= FRECHET_BAR and row["smallest_share"] >= SHARE_BAR for row in rows)
     return {"dcgan_profile": P.name, "dcgan_data": images.title, "dcgan_compute_dtype": compute,
             "dcgan_recipe": {"steps": steps, "batch": batch, "learning_rate": learning_rate,
+                             "g_learning_rate": g_learning_rate, "d_dropout": d_dropout, "d_translate": d_translate,
                              "schedule": schedule, "ema_decay": ema_decay, "loss": loss, "label_smoothing": smoothing,
                              "beta_2": beta_2,
                              "g_filters": list(g_filters), "d_filters": list(d_filters)},
@@ -135,6 +153,11 @@ def main() -> None:
     parser.add_argument("--beta-2", type=float, default=0.999, help="Adam's beta_2 for both players")
     parser.add_argument("--g-filters", type=int, nargs=2, default=None, help="G's two widths (default: the profile's)")
     parser.add_argument("--d-filters", type=int, nargs=2, default=None, help="D's two widths (default: the profile's)")
+    parser.add_argument("--d-dropout", type=float, default=0.0, help="dropout after each of D's blocks (the lab's: 0)")
+    parser.add_argument("--g-learning-rate", type=float, default=None, help="G's step size (default: D's)")
+    parser.add_argument("--d-translate", type=int, default=0,
+                        help="shift D's every input by up to this many pixels (the lab's: 0)")
+    parser.add_argument("--label-smoothing", type=float, default=None, help="D's real target 1 - this (the lab's: 0.1)")
     parser.add_argument("--json", help="also write the table to this file")
     args = parser.parse_args()
 
@@ -143,7 +166,9 @@ def main() -> None:
     os.environ[config.ENV_PROFILE] = args.profile
     config.setup(quiet=True)
     table = seed_table(args.seeds, args.steps, args.precision, args.ema_decay, args.learning_rate,
-                        args.schedule, args.batch, args.loss, args.beta_2, args.g_filters, args.d_filters)
+                        args.schedule, args.batch, args.loss, args.beta_2, args.g_filters, args.d_filters,
+                        args.d_dropout, args.g_learning_rate, args.d_translate,
+                        args.label_smoothing)
     print(f"ratios {[row['ratio'] for row in table['dcgan_seeds']]}; bar ({table['dcgan_bar']}) met: "
           f"{table['dcgan_bar_met']}")
     if args.json:

@@ -13,6 +13,8 @@ digit at least 5% of the samples, on every seed.  A quality figure, not a speed 
 seed is reported, with the checkpoint metric at every evaluation.  `--precision`, `--ema-decay`,
 `--learning-rate`, `--g-learning-rate`, `--schedule`, `--batch`, `--loss`, `--beta-2`, `--g-filters`,
 `--d-filters`, `--d-dropout`, `--d-translate` and `--label-smoothing` try a recipe other than the lab's (the record says which).
+`--eval-seeds N` scores each best checkpoint on N draws of the samples and of the baseline's
+digits, to show how much of a seed's figure is the measurement's own noise.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ def seed_table(seeds, steps: int | None = None, precision: str = "lab", ema_deca
                learning_rate: float | None = None, schedule: str = "constant", batch: int | None = None,
                loss: str = "non_saturating", beta_2: float = 0.999, g_filters=None, d_filters=None,
                d_dropout: float = 0.0, g_learning_rate: float | None = None, d_translate: int = 0,
-               label_smoothing: float | None = None, log=print) -> dict:
+               label_smoothing: float | None = None, eval_seeds: int = 1, log=print) -> dict:
     """Train lab 03's DCGAN once per seed; rows and the bar's figures."""
     import contextlib
 
@@ -91,6 +93,10 @@ def seed_table(seeds, steps: int | None = None, precision: str = "lab", ema_deca
                 gan.g_optimizer.learning_rate = step_size(g_learning_rate)
             return gan
 
+    def ratio_of(rows_eval):
+        row = next(r for r in rows_eval if r["metric"] == "Fréchet distance (classifier features)")
+        return row["generated"] / row["real baseline"]
+
     rows, compute = [], None
     for seed in seeds:
         with tempfile.TemporaryDirectory(prefix="dcgan-seed-") as folder:
@@ -105,18 +111,24 @@ def seed_table(seeds, steps: int | None = None, precision: str = "lab", ema_deca
             generator = trainer.gan.sampling_generator
             rows_eval = metrics.evaluate(generator, "mnist", classifier=classifier, quiet=True)
             frechet = next(r for r in rows_eval if r["metric"] == "Fréchet distance (classifier features)")
+            # The measurement's own spread: the same checkpoint scored on other draws of z and of the
+            # baseline's training digits (seed 0 is the lab's).
+            redraws = [float(ratio_of(metrics.evaluate(generator, "mnist", seed=k, classifier=classifier, quiet=True)))
+                       for k in range(1, eval_seeds)]
             many = metrics.sample_images(generator, P.dcgan_histogram_samples, seed=1, value_range=(-1.0, 1.0))
             shares = metrics.class_histogram(classifier.features(many)[1])
         ratio = float(frechet["generated"] / frechet["real baseline"])
+        redraws = [ratio] + redraws
         rows.append({"seed": seed, "steps": steps, "best_step": best["step"],
                      "frechet": round(float(frechet["generated"]), 3),
                      "baseline": round(float(frechet["real baseline"]), 3), "ratio": round(ratio, 2),
                      "smallest_share": round(float(shares.min()), 4), "smallest_digit": int(shares.argmin()),
-                     "train_s": round(seconds, 1),
+                     "train_s": round(seconds, 1), "ratio_redraws": [round(r, 2) for r in redraws],
                      "curve": [[e["step"], round(e["value"], 2)] for e in trainer.evaluations]})
         log(f"DCGAN seed {seed}: Fréchet distance {frechet['generated']:.2f} = {ratio:.2f}x the baseline "
             f"{frechet['real baseline']:.2f} (best step {best['step']}), smallest digit share {shares.min():.1%} "
-            f"(digit {shares.argmin()}), {seconds:.0f} s; checkpoint metric by step "
+            f"(digit {shares.argmin()}), {seconds:.0f} s; on {len(redraws)} draws "
+            f"{min(redraws):.2f}-{max(redraws):.2f}x (median {float(np.median(redraws)):.2f}x); checkpoint metric by step "
             f"{', '.join('%d: %.1f' % (e['step'], e['value']) for e in trainer.evaluations)}")
     met = all(row["ratio"] <= FRECHET_BAR and row["smallest_share"] >= SHARE_BAR for row in rows)
     return {"dcgan_profile": P.name, "dcgan_data": images.title, "dcgan_compute_dtype": compute,
@@ -158,6 +170,8 @@ def main() -> None:
     parser.add_argument("--d-translate", type=int, default=0,
                         help="shift D's every input by up to this many pixels (the lab's: 0)")
     parser.add_argument("--label-smoothing", type=float, default=None, help="D's real target 1 - this (the lab's: 0.1)")
+    parser.add_argument("--eval-seeds", type=int, default=1,
+                        help="also score the best checkpoint on this many draws of z, to show the measurement's spread")
     parser.add_argument("--json", help="also write the table to this file")
     args = parser.parse_args()
 
@@ -168,7 +182,7 @@ def main() -> None:
     table = seed_table(args.seeds, args.steps, args.precision, args.ema_decay, args.learning_rate,
                         args.schedule, args.batch, args.loss, args.beta_2, args.g_filters, args.d_filters,
                         args.d_dropout, args.g_learning_rate, args.d_translate,
-                        args.label_smoothing)
+                        args.label_smoothing, args.eval_seeds)
     print(f"ratios {[row['ratio'] for row in table['dcgan_seeds']]}; bar ({table['dcgan_bar']}) met: "
           f"{table['dcgan_bar_met']}")
     if args.json:

@@ -93,9 +93,9 @@ def seed_table(seeds, steps: int | None = None, precision: str = "lab", ema_deca
                 gan.g_optimizer.learning_rate = step_size(g_learning_rate)
             return gan
 
-    def ratio_of(rows_eval):
-        row = next(r for r in rows_eval if r["metric"] == "Fréchet distance (classifier features)")
-        return row["generated"] / row["real baseline"]
+    def frechet_row(k):  # the bar's figure on draw k of the samples and of the baseline's digits (0: the lab's)
+        rows_eval = metrics.evaluate(generator, "mnist", seed=k, classifier=classifier, quiet=True)
+        return next(r for r in rows_eval if r["metric"] == "Fréchet distance (classifier features)")
 
     rows, compute = [], None
     for seed in seeds:
@@ -109,16 +109,13 @@ def seed_table(seeds, steps: int | None = None, precision: str = "lab", ema_deca
             seconds = time.perf_counter() - began
             best = trainer.restore_best()
             generator = trainer.gan.sampling_generator
-            rows_eval = metrics.evaluate(generator, "mnist", classifier=classifier, quiet=True)
-            frechet = next(r for r in rows_eval if r["metric"] == "Fréchet distance (classifier features)")
-            # The measurement's own spread: the same checkpoint scored on other draws of z and of the
-            # baseline's training digits (seed 0 is the lab's).
-            redraws = [float(ratio_of(metrics.evaluate(generator, "mnist", seed=k, classifier=classifier, quiet=True)))
-                       for k in range(1, eval_seeds)]
+            # The measurement's own spread: the same checkpoint scored on `eval_seeds` draws.
+            draws = [frechet_row(k) for k in range(max(1, eval_seeds))]
+            frechet = draws[0]
             many = metrics.sample_images(generator, P.dcgan_histogram_samples, seed=1, value_range=(-1.0, 1.0))
             shares = metrics.class_histogram(classifier.features(many)[1])
-        ratio = float(frechet["generated"] / frechet["real baseline"])
-        redraws = [ratio] + redraws
+        redraws = [float(row["generated"] / row["real baseline"]) for row in draws]
+        ratio = redraws[0]
         rows.append({"seed": seed, "steps": steps, "best_step": best["step"],
                      "frechet": round(float(frechet["generated"]), 3),
                      "baseline": round(float(frechet["real baseline"]), 3), "ratio": round(ratio, 2),
@@ -171,7 +168,8 @@ def main() -> None:
                         help="shift D's every input by up to this many pixels (the lab's: 0)")
     parser.add_argument("--label-smoothing", type=float, default=None, help="D's real target 1 - this (the lab's: 0.1)")
     parser.add_argument("--eval-seeds", type=int, default=1,
-                        help="also score the best checkpoint on this many draws of z, to show the measurement's spread")
+                        help="score the best checkpoint on this many draws of the samples and of the baseline's "
+                             "digits, to show the measurement's spread (the lab's draw first)")
     parser.add_argument("--json", help="also write the table to this file")
     args = parser.parse_args()
 

@@ -93,7 +93,7 @@ def build_lab_generator(latent_dim: int, filters=(256, 128), block=generator_blo
         raise ValueError("the lab's generator has exactly two filter entries: 7x7 -> 14x14 -> 28x28")
     x = layers.Conv2DTranspose(1, kernel_size, strides=2, padding="same", kernel_initializer=WEIGHT_INIT,
                                name="to_image")(x)
-    image = layers.Activation("tanh", name="tanh")(x)
+    image = layers.Activation("tanh", dtype="float32", name="tanh")(x)  # float32 out under mixed precision
     return keras.Model(z, image, name="generator")
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_course import models, train
+from gan_course import dcgan, models, train
 
 TINY = dict(image_shape=(8, 8, 1), g_filters=(8, 4), d_filters=(4, 8))
 LATENT = 8
@@ -415,6 +415,13 @@ def test_precision_applies_inside_its_block_only_and_outputs_stay_float32():
     assert gan.generate(gan.fixed_latent(2)).dtype == tf.float32
     assert gan.discriminator(tf.zeros((2, 8, 8, 1))).dtype == tf.float32
     assert keras.layers.Dense(1).dtype_policy.name == "float32"  # what is built afterwards
+
+
+def test_lab_03s_generator_draws_float32_images_under_mixed_precision():
+    with train.precision("mixed_bfloat16"):  # as lab 03 builds its GAN
+        generator = dcgan.build_lab_generator(16, (16, 8))
+    assert generator.get_layer("to_image").compute_dtype == "bfloat16"
+    assert generator(np.zeros((2, 16), np.float32)).dtype == "float32"  # for the metrics and the sliders
 
 
 def test_several_steps_per_call_run_the_hooks_once_per_call(tmp_path):

@@ -45,7 +45,8 @@ SIZES: dict[str, tuple] = {
     "dcgan_g_filters": ((16, 8), (160, 80), (256, 128)),
     "dcgan_d_filters": ((8, 16), (32, 64), (64, 128)),
     # A laptop's batch of 128, not 64, the networks built in bfloat16 where the CPU has it
-    # (train.precision): 4.1-5.0x the real baseline on seeds 0-4 instead of 4.5-6.2x on seeds 0-2.
+    # (train.precision): 4.1-5.1x the real baseline on seeds 0-7 (the bar met on 7) instead of
+    # 4.5-6.2x on seeds 0-2.
     # A step then takes 1.1x the time of float32's batch of 64 (1.8x on a CPU without bfloat16).
     "dcgan_batch": (16, 128, 128),
     # Adam's step size (beta_1 0.5) and the generator's weight average: the paper's 2e-4 reaches

@@ -60,9 +60,6 @@ def seed_table(seeds, steps: int | None = None, precision: str = "auto", ema_dec
         features, _ = classifier.features(np.asarray(generator(eval_z, training=False), np.float32))
         return metrics.frechet_distance(features, reference)
 
-    def block():  # "auto": the lab's own (bfloat16 where the CPU has it)
-        return train.precision(precision)
-
     def step_size(rate):  # a fresh schedule per optimiser
         if schedule == "cosine":
             return keras.optimizers.schedules.CosineDecay(rate, steps, alpha=0.1)
@@ -83,7 +80,7 @@ def seed_table(seeds, steps: int | None = None, precision: str = "auto", ema_dec
         return keras.Sequential([keras.Input(images.x.shape[1:]), shift, body])
 
     def make():
-        with block():
+        with train.precision(precision):  # "auto": the lab's own (bfloat16 where the CPU has it)
             gan = train.make_gan(dcgan.build_lab_generator(P.dcgan_latent_dim, g_filters), discriminator(),
                                  loss=loss, label_smoothing=smoothing, learning_rate=step_size(learning_rate),
                                  ema_decay=ema_decay, beta_2=beta_2)

@@ -47,7 +47,8 @@ doctor: setup
 # side: a smoke notebook's time is mostly one Python thread (kernel start, imports, tracing), so
 # two cores finish both sooner than one after the other (bench/RESULTS.md).  Each writes its own
 # log and its own outputs (labs/outputs, solutions/outputs); both logs are printed, and the target
-# fails if either run did.
+# fails if either run did.  Side by side, one run's kernel can take a port just handed to the other's
+# new kernel, which then dies while starting: conftest.py starts such a kernel once more.
 notebooks: setup
 	@logs=$$(mktemp -d); trap 'rm -rf "$$logs"' EXIT; start=$$(date +%s); \
 	{ GAN_COURSE_PROFILE=$${GAN_COURSE_PROFILE:-smoke} $(BIN)/python -m pytest -q $(NBVAL) labs/ \

@@ -16,6 +16,10 @@ from gan_course.i18n import N_, _
 PROFILES = ("smoke", "cpu", "gpu")
 ENV_PROFILE = "GAN_COURSE_PROFILE"
 ENV_STEPS_SCALE = "GAN_COURSE_STEPS_SCALE"
+ENV_PRECISION = "GAN_COURSE_PRECISION"
+# Keras' dtype policies a lab's GANs can be built in (`train.precision()`); "auto" picks one for the
+# machine (bfloat16 on CPUs that have it, float16 on tensor-core GPUs, float32 elsewhere).
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 
 # name: (smoke, cpu, gpu).  One table for the whole course, grouped by lab.
 SIZES: dict[str, tuple] = {
@@ -190,6 +194,23 @@ def steps_scale() -> float:
         err.fix = fix
         raise err
     return value
+
+
+def precision_setting() -> str:
+    """`GAN_COURSE_PRECISION`, one of `PRECISIONS`; "auto" when unset.  An instructor pins the labs'
+    arithmetic with it (float32 on every machine of a class, say); anything else is a ValueError
+    whose one line says what to set (its `fix`)."""
+    text = os.environ.get(ENV_PRECISION, "").strip()
+    if not text:
+        return "auto"
+    if text not in PRECISIONS:
+        fix = _("export {variable}={choices} (or unset it: auto)").format(
+            variable=ENV_PRECISION, choices="|".join(PRECISIONS))
+        err = ValueError(_("{variable}={value!r} is not a precision; {fix}").format(
+            variable=ENV_PRECISION, value=text, fix=fix))
+        err.fix = fix
+        raise err
+    return text
 
 
 def scale_steps(sizes: dict, scale: float) -> dict:

@@ -167,6 +167,35 @@ def check_profile() -> list[Finding]:
     return [Finding(OK, "profile", message)]
 
 
+PRECISION_REASONS = {
+    "mixed_bfloat16": N_("this CPU has bfloat16 instructions (AVX512_BF16 or AMX), so labs 03, 05 and 06 "
+                         "build their GANs in bfloat16"),
+    "mixed_float16": N_("the GPU has tensor cores, so labs 03, 05 and 06 build their GANs in float16"),
+    "float32": N_("no bfloat16 instructions on this CPU (or no tensor cores on the GPU), so labs 03, 05 and 06 "
+                  "train in float32 and take longer (the README's time table)"),
+}
+
+
+def check_precision() -> list[Finding]:
+    """The arithmetic `train.precision()` picks for the labs' GANs here, and why."""
+    from gan_course.config import ENV_PRECISION, precision_setting
+
+    try:
+        chosen = precision_setting()
+    except ValueError as err:
+        return [Finding(ERROR, "precision", str(err), err.fix)]
+    if chosen != "auto":
+        return [Finding(OK, "precision", _("{policy} (set by {variable})").format(policy=chosen,
+                                                                                 variable=ENV_PRECISION))]
+    try:
+        from gan_course.train import auto_precision
+    except ImportError:  # TensorFlow missing, already reported
+        return [Finding(WARN, "precision", _("cannot choose a precision without TensorFlow"))]
+    policy = auto_precision()
+    return [Finding(OK, "precision", _("{policy}: {reason}").format(policy=policy,
+                                                                     reason=_(PRECISION_REASONS[policy])))]
+
+
 def writable(folder: Path) -> str | None:
     """None if a file can be created in `folder` (made if missing), else why not.
 
@@ -352,8 +381,8 @@ def check_grading_sandbox() -> list[Finding]:
                     "isolation only", "install bubblewrap on a Linux host (apt-get install bubblewrap)")]
 
 
-CHECKS = (check_python, check_frameworks, check_gpus, check_profile, check_cache, check_datasets, check_sources,
-          check_widgets, check_hub_cache, check_cjk_font, check_grading_sandbox)
+CHECKS = (check_python, check_frameworks, check_gpus, check_profile, check_precision, check_cache, check_datasets,
+          check_sources, check_widgets, check_hub_cache, check_cjk_font, check_grading_sandbox)
 
 
 def run_checks() -> list[Finding]:

@@ -62,6 +62,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gan_course import config
 from gan_course import losses as gan_losses
 from gan_course.batchnorm import fuse_batch_norms
 from gan_course.i18n import N_, _
@@ -100,9 +101,12 @@ def set_precision(policy: str = "auto") -> str:
 
     "auto": mixed_float16 on GPUs with tensor cores (compute capability 7.0+),
     mixed_bfloat16 on CPUs with bfloat16 instructions (AVX512_BF16 or AMX: about 1.7x
-    faster convolutions through oneDNN on such a CPU), float32 otherwise.  Variables stay
-    float32 either way, and the losses are computed in float32.
+    faster convolutions through oneDNN on such a CPU), float32 otherwise; or what
+    `GAN_COURSE_PRECISION` names.  Variables stay float32 either way, and the losses are
+    computed in float32.
     """
+    if policy == "auto":  # GAN_COURSE_PRECISION, if set, chooses instead of the machine
+        policy = config.precision_setting()
     policy = auto_precision() if policy == "auto" else policy
     keras.mixed_precision.set_global_policy(policy)
     return policy

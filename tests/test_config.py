@@ -107,6 +107,56 @@ def test_doctor_names_the_steps_scale_to_fix(monkeypatch):
     assert config.ENV_PROFILE not in finding.fix
 
 
+def test_the_precision_is_auto_unless_set(monkeypatch):
+    monkeypatch.delenv(config.ENV_PRECISION, raising=False)
+    assert config.precision_setting() == "auto"
+    for policy in config.PRECISIONS:
+        monkeypatch.setenv(config.ENV_PRECISION, f" {policy} ")
+        assert config.precision_setting() == policy
+
+
+@pytest.mark.parametrize("text", ["bf16", "float16", "FLOAT32", "mixed"])
+def test_a_bad_precision_is_a_one_line_error_that_says_what_to_set(monkeypatch, text):
+    monkeypatch.setenv(config.ENV_PRECISION, text)
+    with pytest.raises(ValueError) as caught:
+        config.precision_setting()
+    message = str(caught.value)
+    assert "\n" not in message and repr(text) in message
+    assert f"export {config.ENV_PRECISION}=auto|float32|mixed_bfloat16|mixed_float16" == caught.value.fix.split(" (")[0]
+
+
+def test_the_precision_set_chooses_for_the_labs_but_not_over_an_explicit_policy(monkeypatch):
+    from gan_course import train
+
+    monkeypatch.setenv(config.ENV_PRECISION, "float32")
+    with train.precision() as policy:
+        assert policy == "float32" == train.keras.mixed_precision.global_policy().name
+    with train.precision("mixed_bfloat16") as policy:
+        assert policy == "mixed_bfloat16" == train.keras.mixed_precision.global_policy().name
+    monkeypatch.setenv(config.ENV_PRECISION, "mixed_bfloat16")
+    with train.precision() as policy:
+        assert policy == "mixed_bfloat16"
+    monkeypatch.delenv(config.ENV_PRECISION)
+    with train.precision() as policy:
+        assert policy == train.auto_precision()
+    assert train.keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_doctor_says_which_precision_the_labs_get_and_why(monkeypatch):
+    from gan_course import doctor, train
+
+    monkeypatch.setenv(config.ENV_PRECISION, "half")
+    (finding,) = doctor.check_precision()
+    assert finding.level == doctor.ERROR and finding.fix.startswith(f"export {config.ENV_PRECISION}=auto|")
+    monkeypatch.setenv(config.ENV_PRECISION, "float32")
+    (finding,) = doctor.check_precision()
+    assert finding.level == doctor.OK and finding.message == f"float32 (set by {config.ENV_PRECISION})"
+    monkeypatch.delenv(config.ENV_PRECISION)
+    (finding,) = doctor.check_precision()
+    assert finding.level == doctor.OK and finding.message.startswith(train.auto_precision() + ": ")
+    assert finding.message.endswith(doctor.PRECISION_REASONS[train.auto_precision()])
+
+
 def test_every_size_counted_in_steps_is_classified():
     """A new size named like a step count must say whether the scale shortens it."""
     stepwise = {key for key in config.SIZES if key.endswith(("_steps", "_every", "_epochs", "_head_start"))}

@@ -88,7 +88,11 @@ def _cpu_has_bfloat16() -> bool:
 
 
 def auto_precision() -> str:
-    """The fastest safe Keras dtype policy here: see `set_precision`."""
+    """The Keras dtype policy "auto" means here: `GAN_COURSE_PRECISION` if set, else the fastest
+    safe one for this machine (see `set_precision`)."""
+    setting = config.precision_setting()
+    if setting != "auto":
+        return setting
     gpus = _gpus()
     if gpus:
         capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
@@ -105,8 +109,6 @@ def set_precision(policy: str = "auto") -> str:
     `GAN_COURSE_PRECISION` names.  Variables stay float32 either way, and the losses are
     computed in float32.
     """
-    if policy == "auto":  # GAN_COURSE_PRECISION, if set, chooses instead of the machine
-        policy = config.precision_setting()
     policy = auto_precision() if policy == "auto" else policy
     keras.mixed_precision.set_global_policy(policy)
     return policy

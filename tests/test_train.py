@@ -381,6 +381,7 @@ def test_weight_average_is_updated_in_the_step_and_used_for_samples_and_the_metr
 
 
 def test_auto_precision_follows_the_hardware(monkeypatch):
+    monkeypatch.delenv("GAN_COURSE_PRECISION", raising=False)  # no instructor's choice: the machine's
     monkeypatch.setattr(train, "_gpus", lambda: [])
     monkeypatch.setattr(train, "_cpu_has_bfloat16", lambda: True)
     assert train.auto_precision() == "mixed_bfloat16"
